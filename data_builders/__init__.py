@@ -1,0 +1,1 @@
+"""One small builder module per source dataset; each exposes `build(ctx) -> Iterator[Example | Reject]`."""

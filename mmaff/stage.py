@@ -1,0 +1,296 @@
+"""Build one dataset into a staging folder: builder -> records -> dedup, seeded splits, caps -> per-split JSONL.
+
+Two streaming passes keep memory flat: pass 1 renders and validates every record into `pass1.jsonl` while
+keeping only fixed-size hashes per record (numpy arrays); the arrays decide duplicates, split assignment,
+train/eval leakage and caps; pass 2 streams `pass1.jsonl` again into the split files and `rejects.jsonl`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from array import array
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from tqdm import tqdm
+
+from mmaff.rawio import MissingData
+from mmaff.records import RecordMaker, hash64, normalise_for_dedup
+from mmaff.registry import DatasetSpec
+from mmaff.schema import SPLITS, Example, RecordError, Reject, excerpt
+
+UNASSIGNED = 255
+# pass-2 dispositions (0 = keep); rejects are written with these reasons, "capped" is only counted
+DUPLICATE_ID, DUPLICATE_TEXT, TRAIN_IN_EVAL, CAPPED = 1, 2, 3, 4
+REASONS = {DUPLICATE_ID: "duplicate_id", DUPLICATE_TEXT: "duplicate_text", TRAIN_IN_EVAL: "train_text_in_eval_split"}
+
+
+@dataclass
+class BuildContext:
+    """What a builder gets: its raw folder, the subtasks wanted, options, and input-file tracking."""
+
+    spec: DatasetSpec
+    raw_root: Path
+    subtasks: frozenset[str]
+    options: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.raw_root / self.spec.raw_dir
+
+    def wants(self, *subtasks: str) -> bool:
+        return any(s in self.subtasks for s in subtasks)
+
+    def track(self, path: Path) -> str:
+        """Register `path` as an input (hashed into the manifest) and return its name relative to the raw root."""
+        rel = path.relative_to(self.raw_root).as_posix()
+        self.inputs[rel] = path
+        return rel
+
+    def find(self, *patterns: str, required: bool = True) -> list[Path]:
+        """Files under the dataset folder matching any glob pattern, sorted; MissingData if none and required."""
+        found = sorted({p for pattern in patterns for p in self.raw_dir.glob(pattern) if p.is_file()})
+        if required and not found:
+            raise MissingData(f"{self.raw_dir}: no file matches {list(patterns)}")
+        return found
+
+
+@dataclass
+class FileStats:
+    rows: int = 0
+    written: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    capped: int = 0
+    excluded: int = 0
+    derived_written: int = 0
+    derived_rejected: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "written": self.written, "rejected": dict(sorted(self.rejected.items())),
+                "capped": self.capped, "excluded_subtask": self.excluded,
+                "derived_written": self.derived_written, "derived_rejected": self.derived_rejected}
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _later_duplicates(values: np.ndarray) -> np.ndarray:
+    """Mask of entries equal to an earlier entry (the first occurrence is kept)."""
+    mask = np.zeros(len(values), dtype=bool)
+    if len(values) > 1:
+        order = np.argsort(values, kind="stable")
+        ordered = values[order]
+        mask[order[1:][ordered[1:] == ordered[:-1]]] = True
+    return mask
+
+
+def _ranks_within_groups(groups: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Rank of each entry by `keys` inside its group (0 = smallest key)."""
+    order = np.lexsort((np.arange(len(keys)), keys, groups))
+    sorted_groups = groups[order]
+    starts = np.r_[0, np.flatnonzero(sorted_groups[1:] != sorted_groups[:-1]) + 1]
+    sizes = np.diff(np.r_[starts, len(order)])
+    ranks = np.empty(len(order), dtype=np.int64)
+    ranks[order] = np.arange(len(order)) - np.repeat(starts, sizes)
+    return ranks
+
+
+class _Arrays:
+    """Fixed-size per-record facts gathered in pass 1 (8-byte hashes, small codes)."""
+
+    def __init__(self) -> None:
+        self.id_hash, self.scope_hash, self.text_hash, self.split_hash = (array("Q") for _ in range(4))
+        self.split = array("B")
+        self.split_group, self.cap_group, self.file = array("I"), array("I"), array("I")
+
+    def numpy(self) -> dict[str, np.ndarray]:
+        dtypes = {"Q": np.uint64, "I": np.uint32, "B": np.uint8}
+        return {k: np.frombuffer(v, dtype=dtypes[v.typecode]) for k, v in vars(self).items()}
+
+
+class _Codes(dict):
+    """Interns strings to small integer codes."""
+
+    def code(self, key: Any) -> int:
+        return self.setdefault(key, len(self))
+
+
+def _dispositions(a: dict[str, np.ndarray], spec: DatasetSpec, cap_keys: dict[int, str],
+                  caps: dict[str, int | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Per record: 0 keep or a disposition code; and the final split code."""
+    reason = np.zeros(len(a["id_hash"]), dtype=np.uint8)
+    split = a["split"].copy()
+    reason[_later_duplicates(a["id_hash"])] = DUPLICATE_ID
+    candidates = np.flatnonzero((reason == 0) & (a["scope_hash"] != 0))
+    reason[candidates[_later_duplicates(a["scope_hash"][candidates])]] = DUPLICATE_TEXT
+    unassigned = np.flatnonzero((reason == 0) & (split == UNASSIGNED))
+    if len(unassigned):
+        cfg = spec.splits
+        ranks = _ranks_within_groups(a["split_group"][unassigned], a["split_hash"][unassigned])
+        sizes = np.bincount(a["split_group"][unassigned])[a["split_group"][unassigned]]
+        n_test = np.minimum(cfg.get("test", 0), np.floor(sizes * cfg.get("max_fraction", 0.2)))
+        n_val = np.minimum(cfg.get("validation", 0), np.floor(sizes * cfg.get("max_fraction", 0.2)))
+        split[unassigned] = np.where(ranks < n_test, 2, np.where(ranks < n_test + n_val, 1, 0))
+    text_hash = a["text_hash"]
+    evaluation = np.unique(text_hash[(reason == 0) & (text_hash != 0) & (split >= 1) & (split != UNASSIGNED)])
+    leaked = (reason == 0) & (split == 0) & (text_hash != 0) & np.isin(text_hash, evaluation)
+    reason[leaked] = TRAIN_IN_EVAL
+    for code, key in cap_keys.items():  # caps: max train records per subtask and language
+        cap = caps.get(key.split("/")[0])
+        if cap is None:
+            continue
+        train = np.flatnonzero((reason == 0) & (split == 0) & (a["cap_group"] == code))
+        if len(train) > cap:
+            order = np.lexsort((train, a["split_hash"][train]))
+            reason[train[order[cap:]]] = CAPPED
+    return reason, split
+
+
+def _examples(builder_items: Iterator[Example | Reject], desc: str) -> Iterator[Example | Reject]:
+    return tqdm(builder_items, desc=desc, unit=" rows", mininterval=1.0, disable=None, leave=False)
+
+
+def build_dataset(spec: DatasetSpec, raw_root: Path, stage: Path, subtasks: frozenset[str], style: str,
+                  caps: dict[str, int | None], seed: int) -> dict[str, Any]:
+    """Build `spec` from `raw_root` into `stage/` (split JSONL, rejects.jsonl, stats.json).
+
+    Raises MissingData if the raw folder or its files are absent, RawFormatError for unreadable files.
+    """
+    if not (raw_root / spec.raw_dir).is_dir():
+        raise MissingData(f"{raw_root / spec.raw_dir} does not exist")
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    ctx = BuildContext(spec, raw_root, subtasks, dict(spec.options))
+    maker = RecordMaker(spec, style)
+    files: dict[str, FileStats] = defaultdict(FileStats)
+    file_codes, group_codes, cap_codes = _Codes(), _Codes(), _Codes()
+    arrays = _Arrays()
+    split_index = {name: i for i, name in enumerate(SPLITS)}
+    seed_bytes = str(seed).encode()
+    with open(stage / "pass1.jsonl", "wb") as pass1, open(stage / "rejects.jsonl", "wb") as rejects:
+        for item in _examples(spec.builder_module().build(ctx), spec.key):
+            stats = files[item.file]
+            if isinstance(item, Reject):
+                stats.rows += 1
+                stats.rejected[item.reason] += 1
+                rejects.write(_reject_line(spec.key, item))
+                continue
+            stats.rows += item.primary
+            if item.subtask not in subtasks:
+                stats.excluded += item.primary
+                continue
+            try:
+                record = maker.make(item)
+            except RecordError as err:
+                reject = Reject(item.file, item.line, err.reason, excerpt(item.text or item.source_id), str(err))
+                rejects.write(_reject_line(spec.key, reject, None))
+                stats.rejected[err.reason] += item.primary
+                stats.derived_rejected += not item.primary
+                continue
+            pass1.write(orjson.dumps(record) + b"\n")
+            dedup = item.dedup_text if item.dedup_text is not None else item.text
+            norm = normalise_for_dedup(dedup) if dedup else ""
+            scope = f"{item.subtask}\x1f{item.language}\x1f{'|'.join(item.facet.values())}\x1f{item.split or ''}\x1f"
+            arrays.id_hash.append(hash64(record["id"]))
+            arrays.scope_hash.append(hash64(scope + norm) if norm else 0)
+            arrays.text_hash.append(hash64(norm) if norm else 0)
+            arrays.split_hash.append(int.from_bytes(hashlib.blake2b(item.source_id.encode(), digest_size=8, key=seed_bytes).digest(), "big"))
+            arrays.split.append(split_index[item.split] if item.split else UNASSIGNED)
+            group = item.split_group if item.split_group is not None else _default_group(spec, item)
+            arrays.split_group.append(group_codes.code(group))
+            arrays.cap_group.append(cap_codes.code(f"{item.subtask}/{item.language}"))
+            arrays.file.append(file_codes.code(item.file))
+    numpy_arrays = arrays.numpy()
+    reason, split = _dispositions(numpy_arrays, spec, {c: k for k, c in cap_codes.items()}, caps)
+    del arrays, numpy_arrays
+    outputs, counts = _pass2(spec.key, stage, reason, split, files, list(file_codes))
+    (stage / "pass1.jsonl").unlink()
+    stats = {
+        "inputs": {rel: {"sha256": sha256_file(path), "bytes": path.stat().st_size} for rel, path in sorted(ctx.inputs.items())},
+        "files": {rel: files[rel].as_dict() for rel in sorted(files)},
+        "outputs": outputs,
+        "counts": counts,
+    }
+    _check_accounting(spec.key, stats["files"])
+    return stats
+
+
+def _default_group(spec: DatasetSpec, item: Example) -> str:
+    return item.language if spec.splits.get("group_by", "language") == "language" else "all"
+
+
+def _reject_line(dataset: str, reject: Reject, record_id: str | None = None) -> bytes:
+    return orjson.dumps({"dataset": dataset, "file": reject.file, "line": reject.line, "reason": reject.reason,
+                         "detail": reject.detail, "excerpt": reject.excerpt, "id": record_id}) + b"\n"
+
+
+def _pass2(dataset: str, stage: Path, reason: np.ndarray, split: np.ndarray, files: dict[str, FileStats],
+           file_names: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    handles = {name: open(stage / f"{name}.jsonl", "wb") for name in SPLITS}
+    digests = {name: hashlib.sha256() for name in SPLITS}
+    lines = Counter()
+    counts: dict = defaultdict(lambda: defaultdict(Counter))
+    with open(stage / "pass1.jsonl", "rb") as pass1, open(stage / "rejects.jsonl", "ab") as rejects:
+        for index, line in enumerate(pass1):
+            record = orjson.loads(line)
+            stats = files[record["source"]["file"]]
+            primary = _is_primary(record)
+            disposition = int(reason[index])
+            if disposition == CAPPED:
+                stats.capped += primary
+                continue
+            if disposition:
+                reject = Reject(record["source"]["file"], record["source"]["line"], REASONS[disposition],
+                                excerpt(record["text"] or record["source"]["source_id"]))
+                rejects.write(_reject_line(dataset, reject, record["id"]))
+                if primary:
+                    stats.rejected[REASONS[disposition]] += 1
+                else:
+                    stats.derived_rejected += 1
+                continue
+            name = SPLITS[split[index]]
+            if record["split"] != name:
+                record["split"] = name
+                line = orjson.dumps(record) + b"\n"
+            handles[name].write(line)
+            digests[name].update(line)
+            lines[name] += 1
+            counts[name][record["subtask"]][record["language"]] += 1
+            if primary:
+                stats.written += 1
+            else:
+                stats.derived_written += 1
+    for handle in handles.values():
+        handle.close()
+    outputs = {}
+    for name in SPLITS:
+        if lines[name]:
+            outputs[name] = {"records": lines[name], "sha256": digests[name].hexdigest()}
+        else:
+            (stage / f"{name}.jsonl").unlink()
+    counts_plain = {s: {t: dict(sorted(langs.items())) for t, langs in sorted(by_task.items())} for s, by_task in counts.items()}
+    return outputs, {s: counts_plain[s] for s in SPLITS if s in counts_plain}
+
+
+def _is_primary(record: dict[str, Any]) -> bool:
+    return not record["source"].get("derived", False)
+
+
+def _check_accounting(dataset: str, files: dict[str, dict[str, Any]]) -> None:
+    for rel, s in files.items():
+        accounted = s["written"] + sum(s["rejected"].values()) + s["capped"] + s["excluded_subtask"]
+        if accounted != s["rows"]:
+            raise AssertionError(f"{dataset}: {rel}: {s['rows']} rows read but {accounted} accounted for")

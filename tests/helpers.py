@@ -1,0 +1,68 @@
+"""Shared test helpers: build datasets into a temp folder and read the results back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from mmaff.build import SAMPLE_RAW, build
+from mmaff.registry import load_registry
+from mmaff.schema import validate_record
+
+REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+
+
+def write_mixture(path: Path, datasets: dict[str, dict[str, Any]], seed: int = 20240611) -> Path:
+    path.write_text(yaml.safe_dump({"name": "test", "seed": seed, "datasets": datasets}), encoding="utf-8")
+    return path
+
+
+class Built:
+    """A built corpus read back: records by id, rejects, manifest."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.manifest = orjson.loads((out / "manifest.json").read_bytes())
+        self.records: dict[str, dict[str, Any]] = {}
+        for path in sorted(out.glob("*/*.jsonl")):
+            for line in path.read_bytes().splitlines():
+                record = orjson.loads(line)
+                assert record["id"] not in self.records, f"duplicate id {record['id']}"
+                assert path.parent.name == record["split"], f"{record['id']} in {path}"
+                validate_record(record)
+                self.records[record["id"]] = record
+        self.rejects = [orjson.loads(line) for line in (out / "rejects.jsonl").read_bytes().splitlines()]
+
+    def rejects_at(self, file_suffix: str) -> dict[int, str]:
+        return {r["line"]: r["reason"] for r in self.rejects if r["file"].endswith(file_suffix)}
+
+    def by_split(self, split: str) -> list[dict[str, Any]]:
+        return [r for r in self.records.values() if r["split"] == split]
+
+    def files(self, dataset: str) -> dict[str, dict[str, Any]]:
+        return self.manifest["datasets"][dataset]["files"]
+
+
+def build_datasets(tmp_path: Path, datasets: dict[str, dict[str, Any]], raw_root: Path = SAMPLE_RAW, **kwargs: Any) -> Built:
+    mixture = write_mixture(tmp_path / "mixture.yaml", datasets)
+    build(raw_root, tmp_path / "corpus", mixture, workers=1, use_cache=False, log=lambda *_: None, **kwargs)
+    return Built(tmp_path / "corpus")
+
+
+def assert_accounting(built: Built, dataset: str) -> None:
+    """Rows in = records out + rejects (+ capped), per file, and the corpus agrees with the manifest."""
+    files = built.files(dataset)
+    for rel, stats in files.items():
+        accounted = stats["written"] + sum(stats["rejected"].values()) + stats["capped"] + stats["excluded_subtask"]
+        assert accounted == stats["rows"], (rel, stats)
+        primary = [r for r in built.records.values() if r["source"]["file"] == rel and not r["source"].get("derived")]
+        assert len(primary) == stats["written"], (rel, len(primary), stats)
+        row_rejects = [r for r in built.rejects if r["file"] == rel and r["dataset"] == dataset]
+        assert len(row_rejects) == sum(stats["rejected"].values()) + stats["derived_rejected"], rel
+
+
+def registry_spec(dataset: str):
+    return load_registry()[dataset]
