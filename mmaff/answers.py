@@ -18,7 +18,6 @@ _ANY_NUMBER = re.compile(rf"(?<![\w.]){NUMBER}(?![\w.])")
 _CUE_NUMBER = re.compile(rf"(?:score|intensity|value|valence|rating|answer)\s*(?:is|=|:)?\s*({NUMBER})", re.I)
 _NUMBERED_ITEM = re.compile(r"^\s*\{?([+-]?\d+)\}?\s*[.:)]\s*(.*?)\s*[.!]?\s*$")
 _SEPARATORS = re.compile(r"\s*[,;\n]\s*")
-_LEADING_INT = re.compile(r"^\s*([+-]?\d+)\b")
 
 
 @dataclass(frozen=True)
@@ -83,6 +82,15 @@ def _parse_label_item(item: str, by_id: dict[int, str], by_name: dict[str, str])
     return label if label is not None and match.group(2).lower() == label.lower() else None
 
 
+def _id_only_item(item: str, by_id: dict[int, str]) -> str | None:
+    """'3' or '3.' -> the label with id 3. An item whose name part is not that label ('3. joy') is ambiguous: None."""
+    match = _NUMBERED_ITEM.match(item) or re.match(r"^\s*([+-]?\d+)()\s*$", item)
+    if not match or int(match.group(1)) not in by_id:
+        return None
+    name = match.group(2).strip().lower()
+    return by_id[int(match.group(1))] if not name or name == by_id[int(match.group(1))].lower() else None
+
+
 def _names_in(text: str, by_name: dict[str, str]) -> list[str]:
     lowered = text.lower()
     return [label for key, label in by_name.items() if re.search(rf"(?<!\w){re.escape(key)}(?!\w)", lowered)]
@@ -96,10 +104,8 @@ def _parse_single(text: str, space: dict[str, Any]) -> Parsed:
     names = _names_in(text, by_name)
     if len(names) == 1:
         return Parsed(names[0], "lenient")
-    leading = _LEADING_INT.match(text)
-    if not names and leading and int(leading.group(1)) in by_id:
-        return Parsed(by_id[int(leading.group(1))], "lenient")
-    return FAILED
+    label = _id_only_item(text.strip(), by_id)
+    return Parsed(label, "lenient") if not names and label is not None else FAILED
 
 
 def _parse_multi(text: str, space: dict[str, Any]) -> Parsed:
@@ -113,10 +119,7 @@ def _parse_multi(text: str, space: dict[str, Any]) -> Parsed:
     if items and all(strict) and len(set(strict)) == len(strict):
         return Parsed([label for label in space["labels"] if label in strict], "strict")
     found: set[str] = set(_names_in(text, by_name))
-    for item in items:
-        leading = _LEADING_INT.match(item)
-        if leading and int(leading.group(1)) in by_id:
-            found.add(by_id[int(leading.group(1))])
+    found.update(label for label in (_id_only_item(item, by_id) for item in items) if label is not None)
     if found:
         return Parsed([label for label in space["labels"] if label in found], "lenient")
     if none is not None and re.search(rf"(?<!\w){re.escape(none['name'])}(?!\w)", text, re.I):

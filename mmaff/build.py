@@ -11,6 +11,7 @@ temporary folder and swapped in by rename: a failed build leaves the previous co
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import shutil
@@ -52,6 +53,7 @@ class Entry:
     splits: tuple[str, ...]
     weight: float
     caps: dict[str, int | None]
+    options: dict[str, Any]
 
 
 def load_mixture(path: Path, registry: dict[str, DatasetSpec]) -> tuple[dict[str, Any], list[Entry]]:
@@ -68,18 +70,20 @@ def load_mixture(path: Path, registry: dict[str, DatasetSpec]) -> tuple[dict[str
             raise BuildError(f"{path}: {key}: unknown subtasks {unknown}")
         cap = cfg.get("train_cap_per_language")
         caps = {s: cap for s in subtasks} | dict(cfg.get("train_caps", {}))
-        entries.append(Entry(key, subtasks, tuple(cfg.get("splits", SPLITS)), float(cfg.get("weight", 1.0)), caps))
+        entries.append(Entry(key, subtasks, tuple(cfg.get("splits", SPLITS)), float(cfg.get("weight", 1.0)), caps,
+                             dict(cfg.get("options", {}))))
     return raw, entries
 
 
-def _code_fingerprint(spec: DatasetSpec, entry: Entry, style: str, seed: int) -> str:
+def _code_fingerprint(spec: DatasetSpec, entry: Entry, style: str) -> str:
     """Hash of everything except input bytes that decides a dataset's output."""
     digest = hashlib.sha256()
-    sources = sorted((ROOT / "mmaff").glob("*.py")) + [ROOT / "data_builders" / f"{spec.builder}.py", ROOT / "data_builders" / "registry.yaml"]
+    # all builders, not just this one: a builder may import helpers from another
+    sources = sorted((ROOT / "mmaff").glob("*.py")) + sorted((ROOT / "data_builders").glob("*.py")) + [ROOT / "data_builders" / "registry.yaml"]
     sources += sorted((ROOT / "templates" / style).glob("*.yaml"))
     for path in sources:
         digest.update(path.name.encode() + path.read_bytes())
-    digest.update(repr((entry, style, seed, SCHEMA_VERSION)).encode())
+    digest.update(repr((entry, style, SCHEMA_VERSION)).encode())
     return digest.hexdigest()
 
 
@@ -103,18 +107,18 @@ def _cached(stage: Path, fingerprint: str, raw_root: Path) -> dict[str, Any] | N
     return info["stats"]
 
 
-def _build_one(args: tuple[str, str, str, str, Entry, str, int, bool]) -> tuple[str, str, Any]:
+def _build_one(args: tuple[str, str, str, str, Entry, str, bool]) -> tuple[str, str, Any]:
     """Worker: build or reuse one dataset. Returns (key, status, stats-or-message)."""
-    key, raw_root_s, stage_root_s, registry_path, entry, style, seed, use_cache = args
+    key, raw_root_s, stage_root_s, registry_path, entry, style, use_cache = args
     spec = load_registry(Path(registry_path))[key]
     raw_root, stage = Path(raw_root_s), Path(stage_root_s) / key
     listing = orjson.dumps(_listing(raw_root / spec.raw_dir)).decode()
-    fingerprint = hashlib.sha256((_code_fingerprint(spec, entry, style, seed) + listing).encode()).hexdigest()
+    fingerprint = hashlib.sha256((_code_fingerprint(spec, entry, style) + listing).encode()).hexdigest()
     if use_cache and (stats := _cached(stage, fingerprint, raw_root)) is not None:
         return key, "reused", stats
     tmp = stage.with_name(f"{key}.tmp")
     try:
-        stats = build_dataset(spec, raw_root, tmp, frozenset(entry.subtasks), style, entry.caps, seed)
+        stats = build_dataset(spec, raw_root, tmp, frozenset(entry.subtasks), style, entry.caps, entry.options)
     except MissingData as err:
         shutil.rmtree(tmp, ignore_errors=True)
         return key, "missing", str(err)
@@ -198,13 +202,14 @@ def build(raw_root: Path, out: Path, mixture_path: Path = DEFAULT_MIXTURE, datas
         if unknown:
             raise BuildError(f"datasets {unknown} are not in mixture {mixture_path}")
         entries = [e for e in entries if e.dataset in datasets]
-    style, seed = mixture.get("template_style", "mmaffben"), int(mixture.get("seed", 0))
+    style = mixture.get("template_style", "mmaffben")
     out = out.resolve()
     stage_root = out.with_name(f".{out.name}.stage")
-    jobs = [(e.dataset, str(raw_root.resolve()), str(stage_root), str(REGISTRY_PATH), e, style, seed, use_cache) for e in entries]
+    jobs = [(e.dataset, str(raw_root.resolve()), str(stage_root), str(REGISTRY_PATH), e, style, use_cache) for e in entries]
     results: dict[str, tuple[str, Any]] = {}
-    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(jobs) or 1))) as pool:
-        for key, status, payload in pool.map(_build_one, jobs):
+    workers = max(1, min(workers, len(jobs)))
+    with ProcessPoolExecutor(max_workers=workers) if workers > 1 else contextlib.nullcontext() as pool:
+        for key, status, payload in (pool.map if pool else map)(_build_one, jobs):
             results[key] = (status, payload)
             log(f"  {key:<20} {status}" + (f": {payload}" if isinstance(payload, str) else ""))
     errors = [f"{k}: {p}" for k, (s, p) in results.items() if s == "error"]
@@ -216,7 +221,7 @@ def build(raw_root: Path, out: Path, mixture_path: Path = DEFAULT_MIXTURE, datas
     tmp.mkdir(parents=True)
     try:
         outputs = _assemble(tmp, stage_root, results, entries)
-        manifest = _manifest(mixture, entries, results, outputs, registry, raw_root, style, seed)
+        manifest = _manifest(mixture, entries, results, outputs, registry, raw_root, style)
         (tmp / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
         (tmp / "README.md").write_text(card.render(manifest, registry), encoding="utf-8")
         _publish(tmp, out)
@@ -227,7 +232,7 @@ def build(raw_root: Path, out: Path, mixture_path: Path = DEFAULT_MIXTURE, datas
 
 
 def _manifest(mixture: dict[str, Any], entries: list[Entry], results: dict[str, tuple[str, Any]], outputs: dict[str, Any],
-              registry: dict[str, DatasetSpec], raw_root: Path, style: str, seed: int) -> dict[str, Any]:
+              registry: dict[str, DatasetSpec], raw_root: Path, style: str) -> dict[str, Any]:
     datasets, totals, rejects = {}, dict.fromkeys(SPLITS, 0), 0
     for entry in entries:
         status, stats = results[entry.dataset]
@@ -247,6 +252,7 @@ def _manifest(mixture: dict[str, Any], entries: list[Entry], results: dict[str, 
             "subtasks": list(entry.subtasks),
             "splits": list(entry.splits),
             "weight": entry.weight,
+            "split_strategy": registry[entry.dataset].splits,
             "counts": {s: c for s, c in stats["counts"].items() if s in entry.splits},
             "rejects": dict(sorted(reasons.items())),
             "derived_rejected": derived_rejected,
@@ -262,9 +268,9 @@ def _manifest(mixture: dict[str, Any], entries: list[Entry], results: dict[str, 
         "media_root": None,
         "template_style": style,
         "templates": {f: load_template(f, style).version for f in families},
-        "seed": seed,
         "mixture": {e.dataset: {"subtasks": list(e.subtasks), "splits": list(e.splits), "weight": e.weight,
-                                "train_caps": {k: v for k, v in e.caps.items() if v is not None}} for e in entries},
+                                "train_caps": {k: v for k, v in e.caps.items() if v is not None},
+                                "options": e.options} for e in entries},
         "git": _git_state(),
         "packages": _package_versions(),
         "totals": {"records": totals, "rejects": rejects},

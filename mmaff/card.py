@@ -60,7 +60,7 @@ def summary_table(manifest: dict[str, Any]) -> str:
 def render(manifest: dict[str, Any], registry: dict[str, DatasetSpec]) -> str:
     parts = [_header(manifest, registry), f"# {manifest['corpus']}\n",
              "Affective instruction corpus built from the official raw files by `make build-mmaffin` "
-             f"(git {manifest['git']['commit']}, template style `{manifest['template_style']}`, seed {manifest['seed']}). "
+             f"(git {manifest['git']['commit']}, template style `{manifest['template_style']}`). "
              "Every input row is either a record here or a line in `rejects.jsonl`; `manifest.json` has all counts and "
              "the hashes of every input and output file.\n",
              "## Contents\n", "```", summary_table(manifest), "```\n",

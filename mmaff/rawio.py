@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from mmaff.schema import Reject, excerpt
 
 csv.field_size_limit(sys.maxsize)
 _BOM = "\ufeff"
+_SURROGATE = re.compile("[\udc80-\udcff]")
 
 
 class RawFormatError(ValueError):
@@ -94,7 +96,7 @@ def read_csv(path: Path, rel: str, header: list[str] | None, delimiter: str = ",
                 yield Reject(rel, number, "blank_line")
                 continue
             joined = delimiter.join(row)
-            if any("\udc80" <= ch <= "\udcff" for ch in joined):
+            if _SURROGATE.search(joined):
                 yield Reject(rel, number, "undecodable_bytes", excerpt(joined.encode("utf-8", "surrogateescape").decode("utf-8", "replace")))
                 continue
             if expected is not None and len(row) != expected:

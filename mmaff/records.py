@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
 from typing import Any
 from urllib.parse import quote
 
+import xxhash
+
 from mmaff.answers import render_answer
 from mmaff.registry import DatasetSpec
 from mmaff.schema import Example, RecordError, check_gold, validate_record
-from mmaff.templates import PromptRenderer, load_template, prompt_context, render_given
+from mmaff.templates import SENTINEL, PromptRenderer, load_template, prompt_context, render_given
 
 _NON_WORD = re.compile(r"[\W_]+")
 
 
-def hash64(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
+def hash64(text: str, seed: int = 0) -> int:
+    """64-bit xxh3 of the UTF-8 text; 0 is reserved for "no value", so it maps to 1."""
+    return xxhash.xxh3_64_intdigest(text.encode("utf-8", "surrogatepass"), seed) or 1
 
 
 def normalise_for_dedup(text: str) -> str:
@@ -25,10 +27,33 @@ def normalise_for_dedup(text: str) -> str:
     return _NON_WORD.sub("", unicodedata.normalize("NFKC", text).casefold())
 
 
+_SAFE_ID_PART = re.compile(r"^[A-Za-z0-9\-_.~:@+>=,]+$")
+
+
+def _id_part(value: str) -> str:
+    return value if _SAFE_ID_PART.match(value) else quote(value, safe="-_.~:@+>=,")
+
+
 def record_id(dataset: str, example: Example) -> str:
+    return id_prefix(dataset, example) + _id_part(example.source_id)
+
+
+def id_prefix(dataset: str, example: Example) -> str:
     subset = example.subset or example.language
-    parts = [dataset, subset, example.subtask, *example.facet.values(), example.source_id]
-    return "/".join(quote(str(p), safe="-_.~:@+>=,") for p in parts)
+    return "".join(_id_part(str(p)) + "/" for p in (dataset, subset, example.subtask, *example.facet.values()))
+
+
+class _SubtaskParts:
+    """What every record of one subtask shares: template, label space, answer format, system turn."""
+
+    def __init__(self, spec: DatasetSpec, name: str, style: str) -> None:
+        self.subtask = spec.subtasks[name]
+        self.template = load_template(self.subtask.template, style)
+        self.space = self.subtask.label_space(spec.subtasks)
+        self.answer_spec = self.template.answer_spec(self.subtask, spec.subtasks)
+        self.system = [{"role": "system", "content": [{"type": "text", "text": self.template.system}]}] if self.template.system else []
+        self.template_ref = {"name": self.template.name, "version": self.template.version}
+        self.shared_checked = False
 
 
 class RecordMaker:
@@ -36,49 +61,64 @@ class RecordMaker:
 
     def __init__(self, spec: DatasetSpec, style: str) -> None:
         self.spec = spec
-        self.style = style
         self.renderer = PromptRenderer()
-        self.templates = {name: load_template(st.template, style) for name, st in spec.subtasks.items()}
-        self.spaces = {name: st.label_space(spec.subtasks) for name, st in spec.subtasks.items()}
+        self.parts = {name: _SubtaskParts(spec, name, style) for name in spec.subtasks}
+        self._prompts: dict[tuple, str] = {}
+        self._id_prefixes: dict[tuple, str] = {}
+
+    def _prompt(self, example: Example, parts: _SubtaskParts) -> str:
+        given_answer = render_given(parts.template, self.spec, parts.subtask, example.given) if parts.subtask.given else None
+        key = (example.subtask, tuple(example.facet.items()), given_answer, example.language)
+        shape = self._prompts.get(key)
+        if shape is None:  # one context per prompt shape; the renderer checks the template is linear in `text`
+            ctx = prompt_context(self.spec, parts.subtask, example.text, example.facet, example.given, given_answer, example.language)
+            return self.renderer.render(parts.template, ctx, shape_key=key, remember=self._prompts)
+        return shape.replace(SENTINEL, example.text or "")
+
+    def _id(self, example: Example) -> str:
+        key = (example.subset, example.language, example.subtask, tuple(example.facet.values()))
+        prefix = self._id_prefixes.get(key)
+        if prefix is None:
+            prefix = self._id_prefixes[key] = id_prefix(self.spec.key, example)
+        return prefix + _id_part(example.source_id)
 
     def make(self, example: Example) -> dict[str, Any]:
         """Raise RecordError if the example cannot become a valid record."""
-        spec, subtask = self.spec, self.spec.subtasks.get(example.subtask)
-        if subtask is None:
-            raise RecordError(f"unknown subtask {example.subtask!r} for {spec.key}")
-        space, template = self.spaces[example.subtask], self.templates[example.subtask]
-        check_gold(example.gold, subtask.target_type, space)
+        parts = self.parts.get(example.subtask)
+        if parts is None:
+            raise RecordError(f"unknown subtask {example.subtask!r} for {self.spec.key}")
+        check_gold(example.gold, parts.subtask.target_type, parts.space)
         if example.text is not None and not example.text.strip():
             raise RecordError("empty text", "empty_text")
-        given_answer = render_given(template, spec, subtask, example.given) if subtask.given else None
-        ctx = prompt_context(spec, subtask, example.text, example.facet, example.given, given_answer, example.language)
-        answer = render_answer(example.gold, template.answer_spec(subtask, spec.subtasks), space)
         media = [{"type": "image"} for _ in example.images] + [{"type": "video"} for _ in example.videos]
-        messages = []
-        if template.system:
-            messages.append({"role": "system", "content": [{"type": "text", "text": template.system}]})
-        messages.append({"role": "user", "content": [*media, {"type": "text", "text": self.renderer.render(template, ctx)}]})
-        messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
+        messages = [
+            *parts.system,
+            {"role": "user", "content": [*media, {"type": "text", "text": self._prompt(example, parts)}]},
+            {"role": "assistant", "content": [{"type": "text", "text": render_answer(example.gold, parts.answer_spec, parts.space)}]},
+        ]
+        source = {"file": example.file, "line": example.line, "source_id": example.source_id, **example.facet, **example.meta}
+        if not example.primary:
+            source["derived"] = True
         record = {
-            "id": record_id(spec.key, example),
-            "dataset": spec.key,
+            "id": self._id(example),
+            "dataset": self.spec.key,
             "subset": example.subset or example.language,
             "subtask": example.subtask,
-            "task": subtask.task,
-            "target_type": subtask.target_type,
+            "task": parts.subtask.task,
+            "target_type": parts.subtask.target_type,
             "language": example.language,
-            "modality": spec.modality,
-            "split": example.split or "train",  # seeded splits are assigned later; validated with a placeholder
+            "modality": self.spec.modality,
+            "split": example.split or "train",  # seeded splits are assigned after pass 1 (see stage.py)
             "messages": messages,
             "images": example.images,
             "videos": example.videos,
             "text": example.text,
             "gold": example.gold,
             "given": example.given,
-            "label_space": space,
-            "template": {"name": template.name, "version": template.version},
-            "source": {"file": example.file, "line": example.line, "source_id": example.source_id, **example.facet,
-                       **example.meta, **({} if example.primary else {"derived": True})},
+            "label_space": parts.space,
+            "template": parts.template_ref,
+            "source": source,
         }
-        validate_record(record)
+        validate_record(record, shared_checked=parts.shared_checked, gold_checked=True)
+        parts.shared_checked = True
         return record

@@ -112,6 +112,8 @@ def _subtask(name: str, raw: dict[str, Any], label_sets: dict[str, LabelSet], wh
             raise RegistryError(f"{where}: unknown label set {raw.get('labels')!r}")
         label_set = label_sets[raw["labels"]]
     classes = {int(k): v for k, v in raw["classes"].items()} if "classes" in raw else None
+    if classes and not all(isinstance(v, str) for v in classes.values()):
+        raise RegistryError(f"{where}: class names must be strings (quote YAML words like 'no')")
     return Subtask(
         name=name,
         task=raw["task"],

@@ -27,8 +27,9 @@ from mmaff.schema import SPLITS, Example, RecordError, Reject, excerpt
 
 UNASSIGNED = 255
 # pass-2 dispositions (0 = keep); rejects are written with these reasons, "capped" is only counted
-DUPLICATE_ID, DUPLICATE_TEXT, TRAIN_IN_EVAL, CAPPED = 1, 2, 3, 4
-REASONS = {DUPLICATE_ID: "duplicate_id", DUPLICATE_TEXT: "duplicate_text", TRAIN_IN_EVAL: "train_text_in_eval_split"}
+DUPLICATE_ID, DUPLICATE_TEXT, CONFLICTING_LABELS, TRAIN_IN_EVAL, CAPPED = 1, 2, 3, 4, 5
+REASONS = {DUPLICATE_ID: "duplicate_id", DUPLICATE_TEXT: "duplicate_text", CONFLICTING_LABELS: "conflicting_labels",
+           TRAIN_IN_EVAL: "train_text_in_eval_split"}
 
 
 @dataclass
@@ -96,6 +97,24 @@ def _later_duplicates(values: np.ndarray) -> np.ndarray:
     return mask
 
 
+def _text_duplicates(scope: np.ndarray, gold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Masks (conflicting, later duplicate): members of a scope group whose golds differ, and non-first
+    members of a group whose golds agree."""
+    n = len(scope)
+    conflicting, later = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    if n < 2:
+        return conflicting, later
+    order = np.lexsort((np.arange(n), gold, scope))
+    s, g = scope[order], gold[order]
+    same_scope = s[1:] == s[:-1]
+    group = np.r_[0, np.cumsum(~same_scope)]
+    bad_groups = np.unique(group[1:][same_scope & (g[1:] != g[:-1])])
+    conflicting[order[np.isin(group, bad_groups)]] = True
+    later[order[1:][same_scope]] = True
+    later &= ~conflicting
+    return conflicting, later
+
+
 def _ranks_within_groups(groups: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Rank of each entry by `keys` inside its group (0 = smallest key)."""
     order = np.lexsort((np.arange(len(keys)), keys, groups))
@@ -111,8 +130,8 @@ class _Arrays:
     """Fixed-size per-record facts gathered in pass 1 (8-byte hashes, small codes)."""
 
     def __init__(self) -> None:
-        self.id_hash, self.scope_hash, self.text_hash, self.split_hash = (array("Q") for _ in range(4))
-        self.split = array("B")
+        self.id_hash, self.scope_hash, self.gold_hash, self.text_hash, self.split_hash = (array("Q") for _ in range(5))
+        self.split, self.primary = array("B"), array("B")
         self.split_group, self.cap_group, self.file = array("I"), array("I"), array("I")
 
     def numpy(self) -> dict[str, np.ndarray]:
@@ -133,8 +152,12 @@ def _dispositions(a: dict[str, np.ndarray], spec: DatasetSpec, cap_keys: dict[in
     reason = np.zeros(len(a["id_hash"]), dtype=np.uint8)
     split = a["split"].copy()
     reason[_later_duplicates(a["id_hash"])] = DUPLICATE_ID
-    candidates = np.flatnonzero((reason == 0) & (a["scope_hash"] != 0))
-    reason[candidates[_later_duplicates(a["scope_hash"][candidates])]] = DUPLICATE_TEXT
+    # same (normalised) text twice in one scope: keep the first, or drop all if their labels disagree;
+    # official validation/test sets are kept whole so they stay comparable with published numbers
+    candidates = np.flatnonzero((reason == 0) & (a["scope_hash"] != 0) & ((split == 0) | (split == UNASSIGNED)))
+    conflicting, later = _text_duplicates(a["scope_hash"][candidates], a["gold_hash"][candidates])
+    reason[candidates[later]] = DUPLICATE_TEXT
+    reason[candidates[conflicting]] = CONFLICTING_LABELS
     unassigned = np.flatnonzero((reason == 0) & (split == UNASSIGNED))
     if len(unassigned):
         cfg = spec.splits
@@ -163,7 +186,7 @@ def _examples(builder_items: Iterator[Example | Reject], desc: str) -> Iterator[
 
 
 def build_dataset(spec: DatasetSpec, raw_root: Path, stage: Path, subtasks: frozenset[str], style: str,
-                  caps: dict[str, int | None], seed: int) -> dict[str, Any]:
+                  caps: dict[str, int | None], options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build `spec` from `raw_root` into `stage/` (split JSONL, rejects.jsonl, stats.json).
 
     Raises MissingData if the raw folder or its files are absent, RawFormatError for unreadable files.
@@ -173,13 +196,13 @@ def build_dataset(spec: DatasetSpec, raw_root: Path, stage: Path, subtasks: froz
     if stage.exists():
         shutil.rmtree(stage)
     stage.mkdir(parents=True)
-    ctx = BuildContext(spec, raw_root, subtasks, dict(spec.options))
+    ctx = BuildContext(spec, raw_root, subtasks, {**spec.options, **(options or {})})
+    seed = int(spec.splits.get("seed", 0))  # per dataset, so its splits never depend on the mixture
     maker = RecordMaker(spec, style)
     files: dict[str, FileStats] = defaultdict(FileStats)
     file_codes, group_codes, cap_codes = _Codes(), _Codes(), _Codes()
     arrays = _Arrays()
     split_index = {name: i for i, name in enumerate(SPLITS)}
-    seed_bytes = str(seed).encode()
     with open(stage / "pass1.jsonl", "wb") as pass1, open(stage / "rejects.jsonl", "wb") as rejects:
         for item in _examples(spec.builder_module().build(ctx), spec.key):
             stats = files[item.file]
@@ -200,23 +223,33 @@ def build_dataset(spec: DatasetSpec, raw_root: Path, stage: Path, subtasks: froz
                 stats.rejected[err.reason] += item.primary
                 stats.derived_rejected += not item.primary
                 continue
-            pass1.write(orjson.dumps(record) + b"\n")
+            try:
+                pass1.write(orjson.dumps(record) + b"\n")
+            except orjson.JSONEncodeError as err:  # e.g. a lone surrogate decoded from a JSON escape
+                rejects.write(_reject_line(spec.key, Reject(item.file, item.line, "invalid_unicode", excerpt(item.source_id), str(err))))
+                stats.rejected["invalid_unicode"] += item.primary
+                stats.derived_rejected += not item.primary
+                continue
             dedup = item.dedup_text if item.dedup_text is not None else item.text
             norm = normalise_for_dedup(dedup) if dedup else ""
-            scope = f"{item.subtask}\x1f{item.language}\x1f{'|'.join(item.facet.values())}\x1f{item.split or ''}\x1f"
+            scope = f"{item.subtask}\x1f{record['subset']}\x1f{item.language}\x1f{'|'.join(item.facet.values())}\x1f{item.split or ''}\x1f"
             arrays.id_hash.append(hash64(record["id"]))
             arrays.scope_hash.append(hash64(scope + norm) if norm else 0)
+            arrays.gold_hash.append(hash64(orjson.dumps(item.gold).decode()))
             arrays.text_hash.append(hash64(norm) if norm else 0)
-            arrays.split_hash.append(int.from_bytes(hashlib.blake2b(item.source_id.encode(), digest_size=8, key=seed_bytes).digest(), "big"))
+            arrays.split_hash.append(hash64(item.source_id, seed))
             arrays.split.append(split_index[item.split] if item.split else UNASSIGNED)
+            arrays.primary.append(item.primary)
             group = item.split_group if item.split_group is not None else _default_group(spec, item)
             arrays.split_group.append(group_codes.code(group))
             arrays.cap_group.append(cap_codes.code(f"{item.subtask}/{item.language}"))
             arrays.file.append(file_codes.code(item.file))
     numpy_arrays = arrays.numpy()
-    reason, split = _dispositions(numpy_arrays, spec, {c: k for k, c in cap_codes.items()}, caps)
+    cap_keys = {c: k for k, c in cap_codes.items()}
+    reason, split = _dispositions(numpy_arrays, spec, cap_keys, caps)
+    keep = {"file": numpy_arrays["file"].copy(), "primary": numpy_arrays["primary"].copy(), "group": numpy_arrays["cap_group"].copy()}
     del arrays, numpy_arrays
-    outputs, counts = _pass2(spec.key, stage, reason, split, files, list(file_codes))
+    outputs, counts = _pass2(spec.key, stage, reason, split, keep, [files[f] for f in file_codes], cap_keys)
     (stage / "pass1.jsonl").unlink()
     stats = {
         "inputs": {rel: {"sha256": sha256_file(path), "bytes": path.stat().st_size} for rel, path in sorted(ctx.inputs.items())},
@@ -237,56 +270,72 @@ def _reject_line(dataset: str, reject: Reject, record_id: str | None = None) -> 
                          "detail": reject.detail, "excerpt": reject.excerpt, "id": record_id}) + b"\n"
 
 
-def _pass2(dataset: str, stage: Path, reason: np.ndarray, split: np.ndarray, files: dict[str, FileStats],
-           file_names: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    handles = {name: open(stage / f"{name}.jsonl", "wb") for name in SPLITS}
-    digests = {name: hashlib.sha256() for name in SPLITS}
-    lines = Counter()
-    counts: dict = defaultdict(lambda: defaultdict(Counter))
+def _pass2(dataset: str, stage: Path, reason: np.ndarray, split: np.ndarray, keep: dict[str, np.ndarray],
+           file_stats: list[FileStats], cap_keys: dict[int, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Stream pass-1 records into split files or rejects; counts come from the arrays, not the records."""
+    _tally(reason, split, keep, file_stats)
+    handles = {i: open(stage / f"{name}.jsonl", "wb") for i, name in enumerate(SPLITS)}
+    buffers: dict[int, list[bytes]] = {i: [] for i in handles}
+    tags = {i: f'"split":"{name}"'.encode() for i, name in enumerate(SPLITS)}
     with open(stage / "pass1.jsonl", "rb") as pass1, open(stage / "rejects.jsonl", "ab") as rejects:
-        for index, line in enumerate(pass1):
-            record = orjson.loads(line)
-            stats = files[record["source"]["file"]]
-            primary = _is_primary(record)
-            disposition = int(reason[index])
-            if disposition == CAPPED:
-                stats.capped += primary
-                continue
+        for line, disposition, split_code in zip(pass1, reason.tolist(), split.tolist()):
             if disposition:
-                reject = Reject(record["source"]["file"], record["source"]["line"], REASONS[disposition],
-                                excerpt(record["text"] or record["source"]["source_id"]))
-                rejects.write(_reject_line(dataset, reject, record["id"]))
-                if primary:
-                    stats.rejected[REASONS[disposition]] += 1
-                else:
-                    stats.derived_rejected += 1
+                if disposition != CAPPED:
+                    rejects.write(_disposition_reject(dataset, line, disposition))
                 continue
-            name = SPLITS[split[index]]
-            if record["split"] != name:
-                record["split"] = name
-                line = orjson.dumps(record) + b"\n"
-            handles[name].write(line)
-            digests[name].update(line)
-            lines[name] += 1
-            counts[name][record["subtask"]][record["language"]] += 1
-            if primary:
-                stats.written += 1
-            else:
-                stats.derived_written += 1
-    for handle in handles.values():
+            if split_code:  # pass-1 records say "train" until their split is known; the top-level key comes first
+                line = line.replace(b'"split":"train"', tags[split_code], 1)
+            buffer = buffers[split_code]
+            buffer.append(line)
+            if len(buffer) >= 4096:
+                handles[split_code].writelines(buffer)
+                buffer.clear()
+    for code, handle in handles.items():
+        handle.writelines(buffers[code])
         handle.close()
+    kept = reason == 0
     outputs = {}
-    for name in SPLITS:
-        if lines[name]:
-            outputs[name] = {"records": lines[name], "sha256": digests[name].hexdigest()}
+    for code, name in enumerate(SPLITS):
+        n = int(np.count_nonzero(kept & (split == code)))
+        if n:
+            outputs[name] = {"records": n, "sha256": sha256_file(stage / f"{name}.jsonl")}
         else:
             (stage / f"{name}.jsonl").unlink()
-    counts_plain = {s: {t: dict(sorted(langs.items())) for t, langs in sorted(by_task.items())} for s, by_task in counts.items()}
-    return outputs, {s: counts_plain[s] for s in SPLITS if s in counts_plain}
+    return outputs, _counts(split[kept], keep["group"][kept], cap_keys)
 
 
-def _is_primary(record: dict[str, Any]) -> bool:
-    return not record["source"].get("derived", False)
+def _tally(reason: np.ndarray, split: np.ndarray, keep: dict[str, np.ndarray], file_stats: list[FileStats]) -> None:
+    n_files = len(file_stats)
+    primary = keep["primary"].astype(bool)
+
+    def per_file(mask: np.ndarray) -> list[int]:
+        return np.bincount(keep["file"][mask], minlength=n_files).tolist()
+
+    for stats, written, derived, capped in zip(file_stats, per_file((reason == 0) & primary), per_file((reason == 0) & ~primary),
+                                               per_file((reason == CAPPED) & primary)):
+        stats.written, stats.derived_written, stats.capped = stats.written + written, stats.derived_written + derived, stats.capped + capped
+    for code, name in REASONS.items():
+        for stats, n_primary, n_derived in zip(file_stats, per_file((reason == code) & primary), per_file((reason == code) & ~primary)):
+            if n_primary:
+                stats.rejected[name] += n_primary
+            stats.derived_rejected += n_derived
+
+
+def _counts(split: np.ndarray, group: np.ndarray, cap_keys: dict[int, str]) -> dict[str, Any]:
+    """{split: {subtask: {language: n}}} for the kept records."""
+    nested: dict = {}
+    pairs, sizes = np.unique(np.stack([split.astype(np.int64), group.astype(np.int64)]), axis=1, return_counts=True)
+    for (split_code, group_code), n in sorted(zip(pairs.T.tolist(), sizes.tolist()), key=lambda x: (x[0][0], cap_keys[x[0][1]])):
+        subtask, language = cap_keys[group_code].rsplit("/", 1)
+        nested.setdefault(SPLITS[split_code], {}).setdefault(subtask, {})[language] = n
+    return nested
+
+
+def _disposition_reject(dataset: str, line: bytes, disposition: int) -> bytes:
+    record = orjson.loads(line)
+    source = record["source"]
+    reject = Reject(source["file"], source["line"], REASONS[disposition], excerpt(record["text"] or source["source_id"]))
+    return _reject_line(dataset, reject, record["id"])
 
 
 def _check_accounting(dataset: str, files: dict[str, dict[str, Any]]) -> None:

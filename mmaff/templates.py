@@ -23,6 +23,7 @@ TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 DEFAULT_STYLE = "mmaffben"
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, autoescape=False)
 _SENTINELS = ("\x00TEXT-A\x00", "\x00TEXT-B\x00")
+SENTINEL = _SENTINELS[0]
 
 
 class TemplateError(ValueError):
@@ -76,7 +77,7 @@ def _part_context(subtask: Subtask) -> dict[str, Any]:
     ctx: dict[str, Any] = {"task": subtask.task, "target_type": subtask.target_type}
     if subtask.label_set is not None:
         ctx["labels"] = [{"id": i, "name": n} for i, n in zip(subtask.label_set.ids, subtask.label_set.labels)]
-        ctx["none"] = subtask.label_set.none
+        ctx["none_label"] = subtask.label_set.none  # not "none": that is a Jinja literal
     if subtask.range is not None:
         ctx["range_min"], ctx["range_max"] = subtask.range
     if subtask.classes is not None:
@@ -89,21 +90,28 @@ def _part_context(subtask: Subtask) -> dict[str, Any]:
 class PromptRenderer:
     """Renders user prompts, reusing one render per prompt shape when the template is linear in `text`.
 
-    Most prompts differ only in the input text, so the template is rendered once with a sentinel text and
-    later prompts are made by substitution. Linearity is checked per shape by rendering two sentinels; a
-    template that transforms the text (filters, length tests) falls back to a full render every time.
+    Most prompts differ only in the input text, so a shape is rendered once with a sentinel text and later
+    prompts are made by substitution. Linearity is checked per shape by rendering two sentinels; a template
+    that transforms the text (filters, length tests) falls back to a full render every time.
     """
 
     def __init__(self) -> None:
-        self._cache: dict[bytes, str | None] = {}
+        self._shapes: dict[Any, str | None] = {}
 
-    def render(self, template: Template, ctx: dict[str, Any]) -> str:
-        key = template.name.encode() + orjson.dumps({k: v for k, v in ctx.items() if k != "text"}, option=orjson.OPT_SORT_KEYS)
-        if key not in self._cache:
-            a, b = (template.user.render({**ctx, "text": s}).strip() for s in _SENTINELS)
-            self._cache[key] = a if a.replace(*_SENTINELS) == b and _SENTINELS[0] in a else None
-        shape = self._cache[key]
-        return template.user.render(ctx).strip() if shape is None else shape.replace(_SENTINELS[0], ctx["text"])
+    def shape(self, template: Template, ctx: dict[str, Any]) -> str | None:
+        a, b = (template.user.render({**ctx, "text": s}).strip() for s in _SENTINELS)
+        return a if SENTINEL in a and a.replace(*_SENTINELS) == b else None
+
+    def render(self, template: Template, ctx: dict[str, Any], shape_key: Any = None,
+               remember: dict[Any, str] | None = None) -> str:
+        key = shape_key if shape_key is not None else template.name.encode() + orjson.dumps(
+            {k: v for k, v in ctx.items() if k != "text"}, option=orjson.OPT_SORT_KEYS)
+        if key not in self._shapes:
+            self._shapes[key] = self.shape(template, ctx)
+            if remember is not None and self._shapes[key] is not None:
+                remember[key] = self._shapes[key]
+        shape = self._shapes[key]
+        return template.user.render(ctx).strip() if shape is None else shape.replace(SENTINEL, ctx["text"])
 
 
 def prompt_context(spec: DatasetSpec, subtask: Subtask, text: str | None, facet: dict[str, str],

@@ -15,8 +15,8 @@ from mmaff.schema import validate_record
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 
 
-def write_mixture(path: Path, datasets: dict[str, dict[str, Any]], seed: int = 20240611) -> Path:
-    path.write_text(yaml.safe_dump({"name": "test", "seed": seed, "datasets": datasets}), encoding="utf-8")
+def write_mixture(path: Path, datasets: dict[str, dict[str, Any]]) -> Path:
+    path.write_text(yaml.safe_dump({"name": "test", "datasets": datasets}, sort_keys=False), encoding="utf-8")
     return path
 
 

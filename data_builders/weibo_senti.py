@@ -1,0 +1,53 @@
+"""weibo_senti_100k (SophonPlus/ChineseNlpCorpus): 119,988 Weibo posts labelled positive / negative.
+
+Layout: `weibo_senti_100k.csv` (distributed via a Baidu-pan link only). UTF-8 CSV, header `label,review`,
+label 1 = positive, 0 = negative; reviews with commas, quotes or newlines are double-quoted with `""` escaping.
+Warts: the first review begins with U+FEFF (after the header line); the file is sorted by label (all
+positives first), so only a seeded split makes sense; texts keep `[哈哈]` emoji codes, `//@user:` repost
+chains and `?` placeholders as published. No source ids: the id is a content hash (sha1 of label, review).
+Rejects: bad column count, empty review (empty_text), label not 0/1 (bad_label); the pipeline rejects exact
+duplicate rows (duplicate_id) and repeated texts (duplicate_text).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+from mmaff.rawio import clean_text, read_csv
+from mmaff.schema import Example, Reject, excerpt
+from mmaff.stage import BuildContext
+
+CSV_NAME = "weibo_senti_100k.csv"
+HEADER = ["label", "review"]
+POLARITY = {"0": "negative", "1": "positive"}
+
+
+def content_id(*fields: str) -> str:
+    return hashlib.sha1("\x1f".join(fields).encode("utf-8")).hexdigest()[:16]
+
+
+def build(ctx: BuildContext) -> Iterator[Example | Reject]:
+    (path,) = ctx.find(CSV_NAME)
+    rel = ctx.track(path)
+    for item in read_csv(path, rel, HEADER):
+        if isinstance(item, Reject):
+            yield item
+            continue
+        line, (raw_label, raw_review) = item
+        label, review = clean_text(raw_label), clean_text(raw_review)
+        if label not in POLARITY:
+            yield Reject(rel, line, "bad_label", excerpt(raw_label), f"label {raw_label!r} is not 0 or 1")
+            continue
+        if not review:
+            yield Reject(rel, line, "empty_text", excerpt(",".join(item[1])))
+            continue
+        yield Example(
+            source_id=content_id(label, review),
+            subtask="SP",
+            language="zh",
+            gold=POLARITY[label],
+            file=rel,
+            line=line,
+            text=review,
+        )
