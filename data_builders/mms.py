@@ -7,9 +7,9 @@ Raw layout under <raw_root>/mms, first match wins:
     `datasets.load_dataset(hub_id, split="train", streaming=True)`; otherwise MissingData says how to get it.
 Files are read in record batches, only the needed columns, so memory stays flat. Columns: `_id` (int32, the
 source id), `text`, `label` (ClassLabel 0 negative / 1 neutral / 2 positive; registry polarity3 shows them as
--1/0/1), `language` (ISO code); `original_dataset`, `domain` and `cleanlab_self_confidence` are kept in source meta.
-Typology columns (`Family`, `Genus`, ...) are not read. A ClassLabel name list in the Arrow schema metadata
-must read negative, neutral, positive, else the file is refused (RawFormatError).
+-1/0/1), `language` (ISO code); `original_dataset`, `domain` and `cleanlab_self_confidence` are kept in
+source meta. Typology columns (`Family`, `Genus`, ...) are not read. A ClassLabel name list in the
+Arrow schema metadata must read negative, neutral, positive, else the file is refused (RawFormatError).
 `line` is the 1-based row index within the file (the row number of the streamed Hub split for the Hub).
 No official splits: seeded per language by the pipeline.
 Rejects: unknown_language (not in the registry list), label_not_in_label_set (label missing or outside 0..2),
@@ -98,7 +98,7 @@ def _item(ctx: BuildContext, rel: str, line: int, row: dict[str, Any], min_conf:
     if language not in ctx.spec.languages:
         return Reject(rel, line, "unknown_language", excerpt(language), f"language {row.get('language')!r}")
     label = row.get("label")
-    if label not in range(len(LABELS)):
+    if type(label) is not int or not 0 <= label < len(LABELS):
         return Reject(rel, line, "label_not_in_label_set", excerpt(str(label)), "expected 0, 1 or 2")
     text = clean_text(row.get("text") or "")
     if not text:

@@ -58,6 +58,7 @@ def _labels(raw: str) -> set[int] | None:
 
 def _inputs(ctx: BuildContext) -> list[tuple[Path, str, str]]:
     """(path, subset, language) for every input file, in a fixed order."""
+    # MissingData if there is no input at all
     ctx.find("AnnotatedData/*-annotated.tsv", "AnnotatedData/neu_*.txt", "Projections/*-projections*.tsv")
     files = [(p, "annotated", p.name.split("-")[0]) for p in ctx.find("AnnotatedData/*-annotated.tsv", required=False)]
     files += [(p, "neutral", p.stem.removeprefix("neu_")) for p in ctx.find("AnnotatedData/neu_*.txt", required=False)]

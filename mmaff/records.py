@@ -11,7 +11,7 @@ import xxhash
 
 from mmaff.answers import render_answer
 from mmaff.registry import DatasetSpec
-from mmaff.schema import Example, RecordError, check_gold, validate_record
+from mmaff.schema import Example, RecordError, check_gold, validate_item, validate_record
 from mmaff.templates import SENTINEL, PromptRenderer, load_template, prompt_context, render_given
 
 _NON_WORD = re.compile(r"[\W_]+")
@@ -53,7 +53,7 @@ class _SubtaskParts:
         self.answer_spec = self.template.answer_spec(self.subtask, spec.subtasks)
         self.system = [{"role": "system", "content": [{"type": "text", "text": self.template.system}]}] if self.template.system else []
         self.template_ref = {"name": self.template.name, "version": self.template.version}
-        self.shared_checked = False
+        self.validated = False
 
 
 class RecordMaker:
@@ -119,6 +119,11 @@ class RecordMaker:
             "template": parts.template_ref,
             "source": source,
         }
-        validate_record(record, shared_checked=parts.shared_checked, gold_checked=True)
-        parts.shared_checked = True
+        if parts.validated:
+            # messages and shared fields are built the same way for every record of the subtask, so after the
+            # first full validation only the fields that depend on the item's data are checked
+            validate_item(record)
+        else:
+            validate_record(record)
+            parts.validated = True
         return record

@@ -180,9 +180,8 @@ def _check_shared(record: dict[str, Any]) -> None:
         raise RecordError("template must be {name, version}")
 
 
-def _check_item(record: dict[str, Any]) -> None:
-    if tuple(record) != RECORD_KEYS:
-        raise RecordError(f"record keys must be {RECORD_KEYS}, got {tuple(record)}")
+def validate_item(record: dict[str, Any]) -> None:
+    """The checks that depend on the item's data: id, split, language, text, media paths, provenance."""
     parts = record["id"].split("/")
     if len(parts) < 4 or parts[0] != record["dataset"] or not all(_ID_PART_RE.match(p) for p in parts):
         raise RecordError(f"bad id {record['id']!r}")
@@ -197,20 +196,16 @@ def _check_item(record: dict[str, Any]) -> None:
     for key in ("images", "videos"):
         if record[key] and not all(isinstance(p, str) and p and not p.startswith("/") and ".." not in p.split("/") for p in record[key]):
             raise RecordError(f"{key} must be relative paths inside the corpus/media root")
-    _check_messages(record)
     source = record["source"]
     if not isinstance(source, dict) or "file" not in source or "line" not in source or "source_id" not in source:
         raise RecordError("source must carry file, line and source_id")
 
 
-def validate_record(record: dict[str, Any], shared_checked: bool = False, gold_checked: bool = False) -> None:
-    """Raise RecordError if `record` is not a valid corpus record.
-
-    Builders validate the fields shared by a subtask's records once (`shared_checked`) and the gold
-    before building the record (`gold_checked`); everything else is checked for every record.
-    """
-    if not shared_checked:
-        _check_shared(record)
-    _check_item(record)
-    if not gold_checked:
-        check_gold(record["gold"], record["target_type"], record["label_space"])
+def validate_record(record: dict[str, Any]) -> None:
+    """Raise RecordError if `record` is not a valid corpus record."""
+    if tuple(record) != RECORD_KEYS:
+        raise RecordError(f"record keys must be {RECORD_KEYS}, got {tuple(record)}")
+    _check_shared(record)
+    _check_messages(record)
+    validate_item(record)
+    check_gold(record["gold"], record["target_type"], record["label_space"])

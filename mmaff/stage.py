@@ -26,6 +26,7 @@ from mmaff.registry import DatasetSpec
 from mmaff.schema import SPLITS, Example, RecordError, Reject, excerpt
 
 UNASSIGNED = 255
+_SPLIT_CODES = {name: code for code, name in enumerate(SPLITS)}
 # pass-2 dispositions (0 = keep); rejects are written with these reasons, "capped" is only counted
 DUPLICATE_ID, DUPLICATE_TEXT, CONFLICTING_LABELS, TRAIN_IN_EVAL, CAPPED = 1, 2, 3, 4, 5
 REASONS = {DUPLICATE_ID: "duplicate_id", DUPLICATE_TEXT: "duplicate_text", CONFLICTING_LABELS: "conflicting_labels",
@@ -181,13 +182,84 @@ def _dispositions(a: dict[str, np.ndarray], spec: DatasetSpec, cap_keys: dict[in
     return reason, split
 
 
-def _examples(builder_items: Iterator[Example | Reject], desc: str) -> Iterator[Example | Reject]:
-    return tqdm(builder_items, desc=desc, unit=" rows", mininterval=1.0, disable=None, leave=False)
+class _Pass1:
+    """Pass 1: render, validate and write every record; remember fixed-size facts about each one."""
+
+    def __init__(self, spec: DatasetSpec, stage: Path, style: str, subtasks: frozenset[str]) -> None:
+        self.spec, self.subtasks = spec, subtasks
+        self.maker = RecordMaker(spec, style)
+        self.seed = int(spec.splits.get("seed", 0))  # per dataset, so its splits never depend on the mixture
+        self.files: dict[str, FileStats] = defaultdict(FileStats)
+        self.file_codes, self.group_codes, self.cap_codes = _Codes(), _Codes(), _Codes()
+        self.scope_seeds: dict[tuple, int] = {}
+        self.arrays = _Arrays()
+        self.out = open(stage / "pass1.jsonl", "wb")
+        self.rejects = open(stage / "rejects.jsonl", "wb")
+
+    def close(self) -> None:
+        self.out.close()
+        self.rejects.close()
+
+    def add(self, item: Example | Reject) -> None:
+        stats = self.files[item.file]
+        if isinstance(item, Reject):
+            stats.rows += 1
+            stats.rejected[item.reason] += 1
+            self.rejects.write(_reject_line(self.spec.key, item))
+            return
+        stats.rows += item.primary
+        if item.subtask not in self.subtasks:
+            stats.excluded += item.primary
+            return
+        try:
+            record = self.maker.make(item)
+            line = orjson.dumps(record) + b"\n"
+        except RecordError as err:
+            self._reject(item, stats, err.reason, str(err))
+        except orjson.JSONEncodeError as err:  # e.g. a lone surrogate decoded from a JSON escape
+            self._reject(item, stats, "invalid_unicode", str(err))
+        else:
+            self.out.write(line)
+            self._remember(item, record)
+
+    def _reject(self, item: Example, stats: FileStats, reason: str, detail: str) -> None:
+        reject = Reject(item.file, item.line, reason, excerpt(item.text or item.source_id), detail)
+        self.rejects.write(_reject_line(self.spec.key, reject))
+        if item.primary:
+            stats.rejected[reason] += 1
+        else:
+            stats.derived_rejected += 1
+
+    def _language_seed(self, language: str) -> int:
+        seed = self.scope_seeds.get(language)
+        if seed is None:
+            seed = self.scope_seeds[language] = hash64(language)
+        return seed
+
+    def _remember(self, item: Example, record: dict[str, Any]) -> None:
+        a = self.arrays
+        dedup = item.dedup_text if item.dedup_text is not None else item.text
+        norm = normalise_for_dedup(dedup) if dedup else ""
+        scope = (item.subtask, item.language, tuple(item.facet.values()), item.split)
+        scope_seed = self.scope_seeds.get(scope)
+        if scope_seed is None:
+            scope_seed = self.scope_seeds[scope] = hash64(repr(scope))
+        a.id_hash.append(hash64(record["id"]))
+        a.scope_hash.append(hash64(norm, scope_seed) if norm else 0)
+        a.gold_hash.append(hash64(orjson.dumps(item.gold).decode()))
+        a.text_hash.append(hash64(norm, self._language_seed(item.language)) if norm else 0)
+        a.split_hash.append(hash64(item.source_id, self.seed))
+        a.split.append(_SPLIT_CODES[item.split] if item.split else UNASSIGNED)
+        a.primary.append(item.primary)
+        group = item.split_group if item.split_group is not None else _default_group(self.spec, item)
+        a.split_group.append(self.group_codes.code(group))
+        a.cap_group.append(self.cap_codes.code(f"{item.subtask}/{item.language}"))
+        a.file.append(self.file_codes.code(item.file))
 
 
 def build_dataset(spec: DatasetSpec, raw_root: Path, stage: Path, subtasks: frozenset[str], style: str,
                   caps: dict[str, int | None], options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Build `spec` from `raw_root` into `stage/` (split JSONL, rejects.jsonl, stats.json).
+    """Build `spec` from `raw_root` into `stage/` (split JSONL, rejects.jsonl); returns its stats.
 
     Raises MissingData if the raw folder or its files are absent, RawFormatError for unreadable files.
     """
@@ -197,59 +269,18 @@ def build_dataset(spec: DatasetSpec, raw_root: Path, stage: Path, subtasks: froz
         shutil.rmtree(stage)
     stage.mkdir(parents=True)
     ctx = BuildContext(spec, raw_root, subtasks, {**spec.options, **(options or {})})
-    seed = int(spec.splits.get("seed", 0))  # per dataset, so its splits never depend on the mixture
-    maker = RecordMaker(spec, style)
-    files: dict[str, FileStats] = defaultdict(FileStats)
-    file_codes, group_codes, cap_codes = _Codes(), _Codes(), _Codes()
-    arrays = _Arrays()
-    split_index = {name: i for i, name in enumerate(SPLITS)}
-    with open(stage / "pass1.jsonl", "wb") as pass1, open(stage / "rejects.jsonl", "wb") as rejects:
-        for item in _examples(spec.builder_module().build(ctx), spec.key):
-            stats = files[item.file]
-            if isinstance(item, Reject):
-                stats.rows += 1
-                stats.rejected[item.reason] += 1
-                rejects.write(_reject_line(spec.key, item))
-                continue
-            stats.rows += item.primary
-            if item.subtask not in subtasks:
-                stats.excluded += item.primary
-                continue
-            try:
-                record = maker.make(item)
-            except RecordError as err:
-                reject = Reject(item.file, item.line, err.reason, excerpt(item.text or item.source_id), str(err))
-                rejects.write(_reject_line(spec.key, reject, None))
-                stats.rejected[err.reason] += item.primary
-                stats.derived_rejected += not item.primary
-                continue
-            try:
-                pass1.write(orjson.dumps(record) + b"\n")
-            except orjson.JSONEncodeError as err:  # e.g. a lone surrogate decoded from a JSON escape
-                rejects.write(_reject_line(spec.key, Reject(item.file, item.line, "invalid_unicode", excerpt(item.source_id), str(err))))
-                stats.rejected["invalid_unicode"] += item.primary
-                stats.derived_rejected += not item.primary
-                continue
-            dedup = item.dedup_text if item.dedup_text is not None else item.text
-            norm = normalise_for_dedup(dedup) if dedup else ""
-            scope = f"{item.subtask}\x1f{record['subset']}\x1f{item.language}\x1f{'|'.join(item.facet.values())}\x1f{item.split or ''}\x1f"
-            arrays.id_hash.append(hash64(record["id"]))
-            arrays.scope_hash.append(hash64(scope + norm) if norm else 0)
-            arrays.gold_hash.append(hash64(orjson.dumps(item.gold).decode()))
-            arrays.text_hash.append(hash64(norm) if norm else 0)
-            arrays.split_hash.append(hash64(item.source_id, seed))
-            arrays.split.append(split_index[item.split] if item.split else UNASSIGNED)
-            arrays.primary.append(item.primary)
-            group = item.split_group if item.split_group is not None else _default_group(spec, item)
-            arrays.split_group.append(group_codes.code(group))
-            arrays.cap_group.append(cap_codes.code(f"{item.subtask}/{item.language}"))
-            arrays.file.append(file_codes.code(item.file))
-    numpy_arrays = arrays.numpy()
-    cap_keys = {c: k for k, c in cap_codes.items()}
-    reason, split = _dispositions(numpy_arrays, spec, cap_keys, caps)
-    keep = {"file": numpy_arrays["file"].copy(), "primary": numpy_arrays["primary"].copy(), "group": numpy_arrays["cap_group"].copy()}
-    del arrays, numpy_arrays
-    outputs, counts = _pass2(spec.key, stage, reason, split, keep, [files[f] for f in file_codes], cap_keys)
+    pass1 = _Pass1(spec, stage, style, subtasks)
+    try:
+        for item in tqdm(spec.builder_module().build(ctx), desc=spec.key, unit=" rows", mininterval=1.0, disable=None, leave=False):
+            pass1.add(item)
+    finally:
+        pass1.close()
+    arrays = pass1.arrays.numpy()
+    cap_keys = {c: k for k, c in pass1.cap_codes.items()}
+    reason, split = _dispositions(arrays, spec, cap_keys, caps)
+    keep = {"file": arrays["file"], "primary": arrays["primary"], "group": arrays["cap_group"]}
+    files = pass1.files
+    outputs, counts = _pass2(spec.key, stage, reason, split, keep, [files[f] for f in pass1.file_codes], cap_keys)
     (stage / "pass1.jsonl").unlink()
     stats = {
         "inputs": {rel: {"sha256": sha256_file(path), "bytes": path.stat().st_size} for rel, path in sorted(ctx.inputs.items())},

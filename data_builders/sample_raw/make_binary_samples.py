@@ -15,9 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 HERE = Path(__file__).resolve().parent
-# The Hub keeps MMS as data/train-*.parquet, but the repository's .gitignore ignores every `data/` folder,
-# so the sample sits in parquet/ (the builder reads *.parquet at any depth under mms/).
-MMS_PARQUET = Path("mms", "parquet", "train-00000-of-00001.parquet")
+# The Hub layout: data/train-*.parquet (the builder reads *.parquet at any depth under mms/).
+MMS_PARQUET = Path("mms", "data", "train-00000-of-00001.parquet")
 
 # MMS (Brand24/mms): (language, label 0 negative / 1 neutral / 2 positive, text, original_dataset, domain)
 MMS_ROWS = [

@@ -31,7 +31,7 @@ def test_mms_fixture(tmp_path):
     assert first["text"] == "The battery lasts all week, very happy with it"
     assert first["messages"][-1]["content"][0]["text"] == "1. positive"
     assert first["source"] == {
-        "file": f"mms/parquet/{PARQUET}",
+        "file": f"mms/data/{PARQUET}",
         "line": 1,
         "source_id": "7000",
         "original_dataset": "fixture_reviews",
@@ -50,7 +50,7 @@ def test_mms_fixture(tmp_path):
         59: "unknown_language",  # ko
     }
     files = built.files("mms")
-    assert list(files) == [f"mms/parquet/{PARQUET}"] and files[f"mms/parquet/{PARQUET}"]["rows"] == 59
+    assert list(files) == [f"mms/data/{PARQUET}"] and files[f"mms/data/{PARQUET}"]["rows"] == 59
     assert Counter(r["language"] for r in built.records.values()) == {"en": 27, "pl": 10, "de": 8, "ar": 6, "zh": 4}
     assert_seeded_splits(built, "mms")
     assert Counter(r["split"] for r in built.records.values() if r["language"] == "en") == {
