@@ -107,9 +107,9 @@ def _cached(stage: Path, fingerprint: str, raw_root: Path) -> dict[str, Any] | N
     return info["stats"]
 
 
-def _build_one(args: tuple[str, str, str, str, Entry, str, bool]) -> tuple[str, str, Any]:
+def _build_one(args: tuple[str, str, str, str, Entry, str, bool, int]) -> tuple[str, str, Any]:
     """Worker: build or reuse one dataset. Returns (key, status, stats-or-message)."""
-    key, raw_root_s, stage_root_s, registry_path, entry, style, use_cache = args
+    key, raw_root_s, stage_root_s, registry_path, entry, style, use_cache, processes = args
     spec = load_registry(Path(registry_path))[key]
     raw_root, stage = Path(raw_root_s), Path(stage_root_s) / key
     listing = orjson.dumps(_listing(raw_root / spec.raw_dir)).decode()
@@ -118,7 +118,7 @@ def _build_one(args: tuple[str, str, str, str, Entry, str, bool]) -> tuple[str, 
         return key, "reused", stats
     tmp = stage.with_name(f"{key}.tmp")
     try:
-        stats = build_dataset(spec, raw_root, tmp, frozenset(entry.subtasks), style, entry.caps, entry.options)
+        stats = build_dataset(spec, raw_root, tmp, frozenset(entry.subtasks), style, entry.caps, entry.options, processes)
     except MissingData as err:
         shutil.rmtree(tmp, ignore_errors=True)
         return key, "missing", str(err)
@@ -205,10 +205,13 @@ def build(raw_root: Path, out: Path, mixture_path: Path = DEFAULT_MIXTURE, datas
     style = mixture.get("template_style", "mmaffben")
     out = out.resolve()
     stage_root = out.with_name(f".{out.name}.stage")
-    jobs = [(e.dataset, str(raw_root.resolve()), str(stage_root), str(REGISTRY_PATH), e, style, use_cache) for e in entries]
+    # `workers` processes in all: datasets in parallel, and each dataset's rendering pass split across the rest
+    parallel_datasets = max(1, min(workers, len(entries)))
+    per_dataset = max(1, workers // parallel_datasets)
+    jobs = [(e.dataset, str(raw_root.resolve()), str(stage_root), str(REGISTRY_PATH), e, style, use_cache, per_dataset)
+            for e in entries]
     results: dict[str, tuple[str, Any]] = {}
-    workers = max(1, min(workers, len(jobs)))
-    with ProcessPoolExecutor(max_workers=workers) if workers > 1 else contextlib.nullcontext() as pool:
+    with ProcessPoolExecutor(max_workers=parallel_datasets) if parallel_datasets > 1 else contextlib.nullcontext() as pool:
         for key, status, payload in (pool.map if pool else map)(_build_one, jobs):
             results[key] = (status, payload)
             log(f"  {key:<20} {status}" + (f": {payload}" if isinstance(payload, str) else ""))

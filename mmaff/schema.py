@@ -34,8 +34,8 @@ RECORD_KEYS = (
     "messages", "images", "videos", "text", "gold", "given", "label_space", "template", "source",
 )  # fmt: skip
 _TASK_RE = re.compile(r"^(SP|SI|EC|EI|VAD|ASI)([+>](SP|SI|EC|EI|VAD|ASI))*$")
-_LANG_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]+)?$")
-_ID_PART_RE = re.compile(r"^[^\s/]+$")
+LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]+)?$")
+_ID_RE = re.compile(r"^[^\s/]+(/[^\s/]+){3,}$")
 
 
 class RecordError(ValueError):
@@ -182,14 +182,13 @@ def _check_shared(record: dict[str, Any]) -> None:
 
 def validate_item(record: dict[str, Any]) -> None:
     """The checks that depend on the item's data: id, split, language, text, media paths, provenance."""
-    parts = record["id"].split("/")
-    if len(parts) < 4 or parts[0] != record["dataset"] or not all(_ID_PART_RE.match(p) for p in parts):
+    if not _ID_RE.match(record["id"]) or not record["id"].startswith(record["dataset"] + "/"):
         raise RecordError(f"bad id {record['id']!r}")
     if ">" in record["task"] and not record["given"]:
         raise RecordError("two-step tasks (A>B) need 'given'")
     if record["split"] not in SPLITS:
         raise RecordError(f"bad split {record['split']!r}")
-    if not _LANG_RE.match(record["language"]):
+    if not LANGUAGE_RE.match(record["language"]):
         raise RecordError(f"bad language {record['language']!r}")
     if record["text"] is not None and not record["text"].strip():
         raise RecordError("text is empty", "empty_text")
