@@ -22,14 +22,29 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-WORDS = ("the a this that movie game post comment really so very not quite pretty absolutely love hate enjoy "
-         "fear hope miss think believe wonder thanks sorry great awful funny sad happy angry weird nice boring").split()
+WORDS = (
+    "the a this that movie game post comment really so very not quite pretty absolutely love hate enjoy "
+    "fear hope miss think believe wonder thanks sorry great awful funny sad happy angry weird nice boring"
+).split()
 ZH = "我们今天真的很开心这个东西质量不错但是物流太慢了下次还会再来买推荐给大家"
 LANGS = ("de", "es", "fr", "it", "pl")
-SYNTHETIC_LABELS = ("joy", "sadness", "anger", "fear", "surprise", "disgust", "love", "gratitude", "frustration", "contempt")
+SYNTHETIC_LABELS = (
+    "joy",
+    "sadness",
+    "anger",
+    "fear",
+    "surprise",
+    "disgust",
+    "love",
+    "gratitude",
+    "frustration",
+    "contempt",
+)
 # peak RSS of the build process tree: the wrapper waits for the build and reports RUSAGE_CHILDREN
-_WRAPPER = "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); " \
-           "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)"
+_WRAPPER = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)"
+)
 
 
 def _sentence(rng: random.Random, i: int) -> str:
@@ -40,7 +55,11 @@ def write_goemotions(raw: Path, rows: int, rng: random.Random) -> None:
     folder = raw / "goemotions"
     folder.mkdir(parents=True)
     shutil.copy(ROOT / "data_builders/sample_raw/goemotions/emotions.txt", folder)
-    bounds = {"train.tsv": (0, int(rows * 0.8)), "dev.tsv": (int(rows * 0.8), int(rows * 0.9)), "test.tsv": (int(rows * 0.9), rows)}
+    bounds = {
+        "train.tsv": (0, int(rows * 0.8)),
+        "dev.tsv": (int(rows * 0.8), int(rows * 0.9)),
+        "test.tsv": (int(rows * 0.9), rows),
+    }
     for name, (start, stop) in bounds.items():
         with open(folder / name, "w", encoding="utf-8") as f:
             for i in range(start, stop):
@@ -79,15 +98,33 @@ def write_synthetic(raw: Path, rows: int, rng: random.Random) -> None:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-WRITERS = {"goemotions": write_goemotions, "xed": write_xed, "online_shopping": write_online_shopping,
-           "synthetic_emotions": write_synthetic}
+WRITERS = {
+    "goemotions": write_goemotions,
+    "xed": write_xed,
+    "online_shopping": write_online_shopping,
+    "synthetic_emotions": write_synthetic,
+}
 
 
 def run(raw: Path, out: Path, mixture: Path, workers: int) -> tuple[float, int]:
-    command = [sys.executable, "-m", "mmaff.build", "--raw-root", str(raw), "--out", str(out), "--mixture", str(mixture),
-               "--no-cache", "--workers", str(workers)]
+    command = [
+        sys.executable,
+        "-m",
+        "mmaff.build",
+        "--raw-root",
+        str(raw),
+        "--out",
+        str(out),
+        "--mixture",
+        str(mixture),
+        "--no-cache",
+        "--workers",
+        str(workers),
+    ]
     start = time.perf_counter()
-    rss = subprocess.run([sys.executable, "-c", _WRAPPER, *command], check=True, cwd=ROOT, capture_output=True, text=True)
+    rss = subprocess.run(
+        [sys.executable, "-c", _WRAPPER, *command], check=True, cwd=ROOT, capture_output=True, text=True
+    )
     return time.perf_counter() - start, int(rss.stdout.strip())
 
 
@@ -109,16 +146,22 @@ def main() -> None:
             for dataset in datasets:
                 WRITERS[dataset](raw, rows // len(datasets), rng)
             mixture = args.workdir / "mixture.yaml"
-            mixture.write_text("name: bench\ndatasets:\n" + "".join(f"  {d}: {{}}\n" for d in datasets), encoding="utf-8")
+            mixture.write_text(
+                "name: bench\ndatasets:\n" + "".join(f"  {d}: {{}}\n" for d in datasets), encoding="utf-8"
+            )
             for workers in args.workers:
                 elapsed, rss = run(raw, args.workdir / "out", mixture, workers)
                 peaks.setdefault((name, workers), []).append(rss)
-                print(f"{name:<26} {rows:>9} {workers:>7} {elapsed:>8.1f} {rows / elapsed:>9.0f} {rss:>12}", flush=True)
+                print(
+                    f"{name:<26} {rows:>9} {workers:>7} {elapsed:>8.1f} {rows / elapsed:>9.0f} {rss:>12}", flush=True
+                )
                 shutil.rmtree(args.workdir / "out")
                 shutil.rmtree(args.workdir / ".out.stage", ignore_errors=True)
     if len(args.rows) > 1:
         for (name, workers), values in peaks.items():
-            print(f"peak RSS ratio {args.rows[-1]:,} / {args.rows[0]:,} rows, {name}, {workers} workers: {values[-1] / values[0]:.2f}")
+            print(
+                f"peak RSS ratio {args.rows[-1]:,} / {args.rows[0]:,} rows, {name}, {workers} workers: {values[-1] / values[0]:.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -50,5 +50,13 @@ def build(ctx: BuildContext) -> Iterator[Example | Reject]:
                     yield Reject(rel, line, "label_not_in_label_set", excerpt(raw_labels))
                     continue
                 gold = [names[i] for i in sorted(set(ids))]
-                yield Example(source_id=comment_id.strip(), subtask="EC", language="en", gold=gold, file=rel, line=line,
-                              text=text, split=split_map[source_split])
+                yield Example(
+                    source_id=comment_id.strip(),
+                    subtask="EC",
+                    language="en",
+                    gold=gold,
+                    file=rel,
+                    line=line,
+                    text=text,
+                    split=split_map[source_split],
+                )

@@ -45,15 +45,27 @@ def _label_maps(space: dict[str, Any]) -> tuple[dict[int, str], dict[str, str]]:
 # ---------------------------------------------------------------- rendering
 
 
+_LABEL_ORDERS: dict[tuple[str, ...], dict[str, tuple[int, int]]] = {}
+
+
+def _label_order(space: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """label -> (position, prompt id), cached per label list."""
+    key = tuple(space["labels"])
+    order = _LABEL_ORDERS.get(key)
+    if order is None:
+        order = _LABEL_ORDERS[key] = {label: (i, space["ids"][i]) for i, label in enumerate(space["labels"])}
+    return order
+
+
 def render_answer(gold: Any, spec: dict[str, Any], space: dict[str, Any]) -> str:
     fmt = spec["format"]
     if fmt == "numbered_label":
-        return f"{space['ids'][space['labels'].index(gold)]}. {gold}"
+        return f"{_label_order(space)[gold][1]}. {gold}"
     if fmt == "numbered_labels":
         if not gold:
             return f"{space['none']['id']}. {space['none']['name']}"
-        ordered = [label for label in space["labels"] if label in gold]
-        return spec.get("separator", ", ").join(f"{space['ids'][space['labels'].index(g)]}. {g}" for g in ordered)
+        order = _label_order(space)
+        return spec.get("separator", ", ").join(f"{order[g][1]}. {g}" for g in sorted(gold, key=order.__getitem__))
     if fmt == "number":
         return format_number(gold, spec.get("decimals", 3))
     if fmt == "ordinal":

@@ -70,8 +70,16 @@ def load_mixture(path: Path, registry: dict[str, DatasetSpec]) -> tuple[dict[str
             raise BuildError(f"{path}: {key}: unknown subtasks {unknown}")
         cap = cfg.get("train_cap_per_language")
         caps = {s: cap for s in subtasks} | dict(cfg.get("train_caps", {}))
-        entries.append(Entry(key, subtasks, tuple(cfg.get("splits", SPLITS)), float(cfg.get("weight", 1.0)), caps,
-                             dict(cfg.get("options", {}))))
+        entries.append(
+            Entry(
+                key,
+                subtasks,
+                tuple(cfg.get("splits", SPLITS)),
+                float(cfg.get("weight", 1.0)),
+                caps,
+                dict(cfg.get("options", {})),
+            )
+        )
     return raw, entries
 
 
@@ -79,7 +87,11 @@ def _code_fingerprint(spec: DatasetSpec, entry: Entry, style: str) -> str:
     """Hash of everything except input bytes that decides a dataset's output."""
     digest = hashlib.sha256()
     # all builders, not just this one: a builder may import helpers from another
-    sources = sorted((ROOT / "mmaff").glob("*.py")) + sorted((ROOT / "data_builders").glob("*.py")) + [ROOT / "data_builders" / "registry.yaml"]
+    sources = (
+        sorted((ROOT / "mmaff").glob("*.py"))
+        + sorted((ROOT / "data_builders").glob("*.py"))
+        + [ROOT / "data_builders" / "registry.yaml"]
+    )
     sources += sorted((ROOT / "templates" / style).glob("*.yaml"))
     for path in sources:
         digest.update(path.name.encode() + path.read_bytes())
@@ -118,14 +130,18 @@ def _build_one(args: tuple[str, str, str, str, Entry, str, bool, int]) -> tuple[
         return key, "reused", stats
     tmp = stage.with_name(f"{key}.tmp")
     try:
-        stats = build_dataset(spec, raw_root, tmp, frozenset(entry.subtasks), style, entry.caps, entry.options, processes)
+        stats = build_dataset(
+            spec, raw_root, tmp, frozenset(entry.subtasks), style, entry.caps, entry.options, processes
+        )
     except MissingData as err:
         shutil.rmtree(tmp, ignore_errors=True)
         return key, "missing", str(err)
     except RawFormatError as err:
         shutil.rmtree(tmp, ignore_errors=True)
         return key, "error", str(err)
-    (tmp / "DONE.json").write_bytes(orjson.dumps({"fingerprint": fingerprint, "stats": stats}, option=orjson.OPT_INDENT_2))
+    (tmp / "DONE.json").write_bytes(
+        orjson.dumps({"fingerprint": fingerprint, "stats": stats}, option=orjson.OPT_INDENT_2)
+    )
     shutil.rmtree(stage, ignore_errors=True)
     tmp.rename(stage)
     return key, "built", stats
@@ -136,7 +152,10 @@ def _git_state() -> dict[str, Any]:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
 
     try:
-        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+        return {
+            "commit": git("rev-parse", "HEAD"),
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        }
     except (OSError, subprocess.CalledProcessError):
         return {"commit": "unknown", "dirty": None}
 
@@ -159,7 +178,9 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def _assemble(tmp: Path, stage_root: Path, results: dict[str, tuple[str, Any]], entries: list[Entry]) -> dict[str, Any]:
+def _assemble(
+    tmp: Path, stage_root: Path, results: dict[str, tuple[str, Any]], entries: list[Entry]
+) -> dict[str, Any]:
     outputs: dict[str, Any] = {}
     with open(tmp / "rejects.jsonl", "wb") as rejects:
         for entry in entries:
@@ -192,8 +213,16 @@ def _publish(tmp: Path, out: Path) -> None:
     shutil.rmtree(backup, ignore_errors=True)
 
 
-def build(raw_root: Path, out: Path, mixture_path: Path = DEFAULT_MIXTURE, datasets: list[str] | None = None,
-          strict: bool = False, workers: int = 2, use_cache: bool = True, log=print) -> dict[str, Any]:
+def build(
+    raw_root: Path,
+    out: Path,
+    mixture_path: Path = DEFAULT_MIXTURE,
+    datasets: list[str] | None = None,
+    strict: bool = False,
+    workers: int = 2,
+    use_cache: bool = True,
+    log=print,
+) -> dict[str, Any]:
     """Build the corpus; returns the manifest. Raises BuildError on unreadable input or (strict) missing data."""
     registry = load_registry()
     mixture, entries = load_mixture(mixture_path, registry)
@@ -208,10 +237,16 @@ def build(raw_root: Path, out: Path, mixture_path: Path = DEFAULT_MIXTURE, datas
     # `workers` processes in all: datasets in parallel, and each dataset's rendering pass split across the rest
     parallel_datasets = max(1, min(workers, len(entries)))
     per_dataset = max(1, workers // parallel_datasets)
-    jobs = [(e.dataset, str(raw_root.resolve()), str(stage_root), str(REGISTRY_PATH), e, style, use_cache, per_dataset)
-            for e in entries]
+    jobs = [
+        (e.dataset, str(raw_root.resolve()), str(stage_root), str(REGISTRY_PATH), e, style, use_cache, per_dataset)
+        for e in entries
+    ]
     results: dict[str, tuple[str, Any]] = {}
-    with ProcessPoolExecutor(max_workers=parallel_datasets) if parallel_datasets > 1 else contextlib.nullcontext() as pool:
+    with (
+        ProcessPoolExecutor(max_workers=parallel_datasets)
+        if parallel_datasets > 1
+        else contextlib.nullcontext() as pool
+    ):
         for key, status, payload in (pool.map if pool else map)(_build_one, jobs):
             results[key] = (status, payload)
             log(f"  {key:<20} {status}" + (f": {payload}" if isinstance(payload, str) else ""))
@@ -234,8 +269,15 @@ def build(raw_root: Path, out: Path, mixture_path: Path = DEFAULT_MIXTURE, datas
     return manifest
 
 
-def _manifest(mixture: dict[str, Any], entries: list[Entry], results: dict[str, tuple[str, Any]], outputs: dict[str, Any],
-              registry: dict[str, DatasetSpec], raw_root: Path, style: str) -> dict[str, Any]:
+def _manifest(
+    mixture: dict[str, Any],
+    entries: list[Entry],
+    results: dict[str, tuple[str, Any]],
+    outputs: dict[str, Any],
+    registry: dict[str, DatasetSpec],
+    raw_root: Path,
+    style: str,
+) -> dict[str, Any]:
     datasets, totals, rejects = {}, dict.fromkeys(SPLITS, 0), 0
     for entry in entries:
         status, stats = results[entry.dataset]
@@ -263,7 +305,9 @@ def _manifest(mixture: dict[str, Any], entries: list[Entry], results: dict[str, 
             "files": stats["files"],
             "inputs": stats["inputs"],
         }
-    families = sorted({st.template for e in entries for name, st in registry[e.dataset].subtasks.items() if name in e.subtasks})
+    families = sorted(
+        {st.template for e in entries for name, st in registry[e.dataset].subtasks.items() if name in e.subtasks}
+    )
     return {
         "corpus": mixture.get("name", "mmaffin"),
         "schema_version": SCHEMA_VERSION,
@@ -271,9 +315,16 @@ def _manifest(mixture: dict[str, Any], entries: list[Entry], results: dict[str, 
         "media_root": None,
         "template_style": style,
         "templates": {f: load_template(f, style).version for f in families},
-        "mixture": {e.dataset: {"subtasks": list(e.subtasks), "splits": list(e.splits), "weight": e.weight,
-                                "train_caps": {k: v for k, v in e.caps.items() if v is not None},
-                                "options": e.options} for e in entries},
+        "mixture": {
+            e.dataset: {
+                "subtasks": list(e.subtasks),
+                "splits": list(e.splits),
+                "weight": e.weight,
+                "train_caps": {k: v for k, v in e.caps.items() if v is not None},
+                "options": e.options,
+            }
+            for e in entries
+        },
         "git": _git_state(),
         "packages": _package_versions(),
         "totals": {"records": totals, "rejects": rejects},
@@ -290,8 +341,15 @@ def _display_path(path: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--raw-root", type=Path, default=None, help="folder holding one sub-folder per dataset in its official layout (default: the bundled sample)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--raw-root",
+        type=Path,
+        default=None,
+        help="folder holding one sub-folder per dataset in its official layout (default: the bundled sample)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "data" / "mmaffin", help="output corpus folder")
     parser.add_argument("--mixture", type=Path, default=DEFAULT_MIXTURE, help="mixture YAML")
     parser.add_argument("--datasets", default="", help="comma-separated subset of the mixture's datasets")
@@ -302,7 +360,10 @@ def main(argv: list[str] | None = None) -> int:
     raw_root = args.raw_root
     if raw_root is None or str(raw_root) == "":
         raw_root = SAMPLE_RAW
-        print(f"notice: no --raw-root given; building the bundled sample data in {_display_path(SAMPLE_RAW)}", file=sys.stderr)
+        print(
+            f"notice: no --raw-root given; building the bundled sample data in {_display_path(SAMPLE_RAW)}",
+            file=sys.stderr,
+        )
     if not raw_root.is_dir():
         print(f"error: raw root {raw_root} is not a directory", file=sys.stderr)
         return 2
@@ -314,7 +375,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(card.summary_table(manifest))
-    print(f"wrote {args.out} ({sum(manifest['totals']['records'].values())} records, {manifest['totals']['rejects']} rejects)")
+    print(
+        f"wrote {args.out} ({sum(manifest['totals']['records'].values())} records, {manifest['totals']['rejects']} rejects)"
+    )
     return 0
 
 

@@ -30,17 +30,30 @@ _SCHEMA = """\
 
 def _header(manifest: dict[str, Any], registry: dict[str, DatasetSpec]) -> str:
     built = [k for k, d in manifest["datasets"].items() if d["status"] == "built"]
-    languages = sorted({lang for k in built for s in manifest["datasets"][k]["counts"].values() for t in s.values() for lang in t})
-    configs = [{"config_name": "default", "data_files": [
-        {"split": split, "path": f"{split}/*.jsonl"} for split in SPLITS
-        if any(k.startswith(f"{split}/") for k in manifest["outputs"])]}]
+    languages = sorted(
+        {lang for k in built for s in manifest["datasets"][k]["counts"].values() for t in s.values() for lang in t}
+    )
+    configs = [
+        {
+            "config_name": "default",
+            "data_files": [
+                {"split": split, "path": f"{split}/*.jsonl"}
+                for split in SPLITS
+                if any(k.startswith(f"{split}/") for k in manifest["outputs"])
+            ],
+        }
+    ]
+    from mmaff.corpus import features_yaml  # imports `datasets`: only when a card is written
+
+    modalities = sorted({registry[k].modality for k in built})
     header = {
         "pretty_name": f"{manifest['corpus']} affective instruction corpus",
         "language": languages,
-        "task_categories": ["text-classification", "image-classification", "video-classification"],
+        "task_categories": [f"{m}-classification" for m in modalities],
         "tags": ["emotion", "sentiment", "affective-computing", "instruction-tuning"],
         "license": "other",
         "configs": configs,
+        "dataset_info": {"features": features_yaml()},
     }
     return "---\n" + yaml.safe_dump(header, sort_keys=False, allow_unicode=True) + "---\n"
 
@@ -53,38 +66,63 @@ def summary_table(manifest: dict[str, Any]) -> str:
             continue
         n = {s: sum(sum(t.values()) for t in info["counts"].get(s, {}).values()) for s in SPLITS}
         rejects = sum(info["rejects"].values()) + info["derived_rejected"]
-        lines.append(f"{key:<20} {'built':<8} {n['train']:>8} {n['validation']:>8} {n['test']:>8} {rejects:>8} {info['capped']:>8}")
+        lines.append(
+            f"{key:<20} {'built':<8} {n['train']:>8} {n['validation']:>8} {n['test']:>8} {rejects:>8} {info['capped']:>8}"
+        )
     return "\n".join(lines)
 
 
 def render(manifest: dict[str, Any], registry: dict[str, DatasetSpec]) -> str:
-    parts = [_header(manifest, registry), f"# {manifest['corpus']}\n",
-             "Affective instruction corpus built from the official raw files by `make build-mmaffin` "
-             f"(git {manifest['git']['commit']}, template style `{manifest['template_style']}`). "
-             "Every input row is either a record here or a line in `rejects.jsonl`; `manifest.json` has all counts and "
-             "the hashes of every input and output file.\n",
-             "## Contents\n", "```", summary_table(manifest), "```\n",
-             "## Record schema\n", _SCHEMA,
-             "## Sources and licences\n", "Each source keeps its own licence; check it before any use.\n",
-             "| dataset | modality | languages | licence | source | citation |", "|---|---|---|---|---|---|"]
+    parts = [
+        _header(manifest, registry),
+        f"# {manifest['corpus']}\n",
+        "Affective instruction corpus built from the official raw files by `make build-mmaffin` "
+        f"(git {manifest['git']['commit']}, template style `{manifest['template_style']}`). "
+        "Every input row is either a record here or a line in `rejects.jsonl`; `manifest.json` has all counts and "
+        "the hashes of every input and output file.\n",
+        "## Contents\n",
+        "```",
+        summary_table(manifest),
+        "```\n",
+        "## Record schema\n",
+        _SCHEMA,
+        "Load it with `mmaff.corpus.load_corpus(path)` or `datasets.load_dataset(...)`: `gold`, `given`, "
+        "`label_space` and `source` vary in shape between tasks and are stored as the `Json` feature.\n",
+        "## Sources and licences\n",
+        "Each source keeps its own licence; check it before any use.\n",
+        "| dataset | modality | languages | licence | source | citation |",
+        "|---|---|---|---|---|---|",
+    ]
     for key in manifest["datasets"]:
         spec = registry[key]
-        parts.append(f"| {spec.title} | {spec.modality} | {', '.join(spec.languages)} | {spec.license} | {spec.source} | {spec.citation} |")
-    parts += ["", "## Label sets\n", "| dataset | subtask | task | target | labels / range | template |", "|---|---|---|---|---|---|"]
+        parts.append(
+            f"| {spec.title} | {spec.modality} | {', '.join(spec.languages)} | {spec.license} | {spec.source} | {spec.citation} |"
+        )
+    parts += [
+        "",
+        "## Label sets\n",
+        "| dataset | subtask | task | target | labels / range | template |",
+        "|---|---|---|---|---|---|",
+    ]
     for key, info in manifest["datasets"].items():
         spec = registry[key]
         for name in info.get("subtasks", spec.subtasks):
             st = spec.subtasks[name]
             if st.label_set is not None:
                 labels = ", ".join(f"{i} {n}" for i, n in zip(st.label_set.ids, st.label_set.labels))
-                labels += f" (none: {st.label_set.none['id']} {st.label_set.none['name']})" if st.label_set.none else ""
+                labels += (
+                    f" (none: {st.label_set.none['id']} {st.label_set.none['name']})" if st.label_set.none else ""
+                )
             elif st.range is not None:
                 labels = f"[{st.range[0]}, {st.range[1]}]"
             else:
                 labels = "open vocabulary" if st.target_type == "open" else " + ".join(st.parts)
             parts.append(f"| {key} | {name} | {st.task} | {st.target_type} | {labels} | {st.template} |")
-    parts += ["", "## Known limitations\n",
-              "Emotion labels are culturally loaded and annotator-dependent; machine-projected (XED) and synthetic "
-              "data carry translation and generation artefacts. Splits marked *seeded* in the registry are ours, "
-              "not official.\n"]
+    parts += [
+        "",
+        "## Known limitations\n",
+        "Emotion labels are culturally loaded and annotator-dependent; machine-projected (XED) and synthetic "
+        "data carry translation and generation artefacts. Splits marked *seeded* in the registry are ours, "
+        "not official.\n",
+    ]
     return "\n".join(parts)

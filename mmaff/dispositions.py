@@ -17,8 +17,12 @@ from mmaff.schema import SPLITS
 
 UNASSIGNED = 255
 KEEP, DUPLICATE_ID, DUPLICATE_TEXT, CONFLICTING_LABELS, TRAIN_IN_EVAL, CAPPED = 0, 1, 2, 3, 4, 5
-REASONS = {DUPLICATE_ID: "duplicate_id", DUPLICATE_TEXT: "duplicate_text", CONFLICTING_LABELS: "conflicting_labels",
-           TRAIN_IN_EVAL: "train_text_in_eval_split"}  # CAPPED is counted, not rejected
+REASONS = {
+    DUPLICATE_ID: "duplicate_id",
+    DUPLICATE_TEXT: "duplicate_text",
+    CONFLICTING_LABELS: "conflicting_labels",
+    TRAIN_IN_EVAL: "train_text_in_eval_split",
+}  # CAPPED is counted, not rejected
 TRAIN, VALIDATION, TEST = (SPLITS.index(s) for s in ("train", "validation", "test"))
 
 
@@ -88,7 +92,7 @@ def assign_seeded_splits(facts: Facts, reason: np.ndarray, split: np.ndarray, cf
     want_test, want_val = int(cfg.get("test", 0)), int(cfg.get("validation", 0))
     smallest, sizes = _Smallest(want_test + want_val), np.zeros(0, dtype=np.int64)
     for start, chunk in facts.chunks("split_group", "split_hash"):
-        rows = todo[start:start + len(chunk["split_hash"])]
+        rows = todo[start : start + len(chunk["split_hash"])]
         groups = chunk["split_group"][rows].astype(np.int64)
         sizes = np.pad(sizes, (0, max(0, int(groups.max(initial=-1)) + 1 - len(sizes))))
         sizes[: len(np.bincount(groups))] += np.bincount(groups)
@@ -100,13 +104,20 @@ def assign_seeded_splits(facts: Facts, reason: np.ndarray, split: np.ndarray, cf
     for start, chunk in facts.chunks("split_group", "split_hash"):
         stop = start + len(chunk["split_hash"])
         groups, values = chunk["split_group"].astype(np.int64), chunk["split_hash"]
-        codes = np.where(_below(groups, values, test_at), TEST, np.where(_below(groups, values, val_at), VALIDATION, TRAIN))
+        codes = np.where(
+            _below(groups, values, test_at), TEST, np.where(_below(groups, values, val_at), VALIDATION, TRAIN)
+        )
         rows = todo[start:stop]
         split[start:stop][rows] = codes[rows]
 
 
-def _apply_caps(facts: Facts, reason: np.ndarray, split: np.ndarray, cap_keys: dict[int, tuple[str, str]],
-                caps: dict[str, int | None]) -> None:
+def _apply_caps(
+    facts: Facts,
+    reason: np.ndarray,
+    split: np.ndarray,
+    cap_keys: dict[int, tuple[str, str]],
+    caps: dict[str, int | None],
+) -> None:
     """At most `cap` train records per subtask and language: those with the smallest seeded hashes."""
     limits = {code: caps.get(subtask) for code, (subtask, _language) in cap_keys.items()}
     if all(v is None for v in limits.values()):
@@ -114,19 +125,22 @@ def _apply_caps(facts: Facts, reason: np.ndarray, split: np.ndarray, cap_keys: d
     smallest = _Smallest(max(v for v in limits.values() if v is not None))
     train = (reason == KEEP) & (split == TRAIN)
     for start, chunk in facts.chunks("cap_group", "split_hash"):
-        rows = train[start:start + len(chunk["split_hash"])]
+        rows = train[start : start + len(chunk["split_hash"])]
         smallest.add(chunk["cap_group"][rows].astype(np.int64), chunk["split_hash"][rows])
     at = {g: smallest.threshold(g, limit - 1) if limit is not None else None for g, limit in limits.items()}
     for start, chunk in facts.chunks("cap_group", "split_hash"):
         stop = start + len(chunk["split_hash"])
         groups = chunk["cap_group"].astype(np.int64)
         capped = np.array([limits.get(g) is not None for g in range(int(groups.max(initial=0)) + 1)])[groups]
-        capped &= ~_below(groups, chunk["split_hash"], {g: t for g, t in at.items() if t is not None}) & train[start:stop]
+        capped &= (
+            ~_below(groups, chunk["split_hash"], {g: t for g, t in at.items() if t is not None}) & train[start:stop]
+        )
         reason[start:stop][capped] = CAPPED
 
 
-def decide(facts: Facts, split_cfg: dict[str, Any], cap_keys: dict[int, tuple[str, str]],
-           caps: dict[str, int | None]) -> tuple[np.ndarray, np.ndarray]:
+def decide(
+    facts: Facts, split_cfg: dict[str, Any], cap_keys: dict[int, tuple[str, str]], caps: dict[str, int | None]
+) -> tuple[np.ndarray, np.ndarray]:
     """Per record: its disposition code (KEEP or a reason) and its final split code.
 
     Only two 1-byte columns are held whole; everything else streams in chunks or hash buckets."""
@@ -138,7 +152,9 @@ def decide(facts: Facts, split_cfg: dict[str, Any], cap_keys: dict[int, tuple[st
     def text_candidates(start: int, chunk: dict[str, np.ndarray]) -> np.ndarray:
         stop = start + len(chunk["scope_hash"])
         # official validation/test sets are kept whole so they stay comparable with published numbers
-        return (reason[start:stop] == KEEP) & (chunk["scope_hash"] != 0) & np.isin(split[start:stop], (TRAIN, UNASSIGNED))
+        return (
+            (reason[start:stop] == KEEP) & (chunk["scope_hash"] != 0) & np.isin(split[start:stop], (TRAIN, UNASSIGNED))
+        )
 
     for bucket in facts.buckets("scope_hash", ("gold_hash",), text_candidates):
         conflicting, later = text_duplicates(bucket["scope_hash"], bucket["gold_hash"])
@@ -146,7 +162,12 @@ def decide(facts: Facts, split_cfg: dict[str, Any], cap_keys: dict[int, tuple[st
         reason[bucket["index"][conflicting]] = CONFLICTING_LABELS
     assign_seeded_splits(facts, reason, split, split_cfg)
     kept_eval = (reason == KEEP) & ((split == VALIDATION) | (split == TEST))
-    evaluation = np.unique(np.concatenate([c["text_hash"][kept_eval[s:s + len(c["text_hash"])]] for s, c in facts.chunks("text_hash")] or [np.zeros(0, np.uint64)]))
+    evaluation = np.unique(
+        np.concatenate(
+            [c["text_hash"][kept_eval[s : s + len(c["text_hash"])]] for s, c in facts.chunks("text_hash")]
+            or [np.zeros(0, np.uint64)]
+        )
+    )
     evaluation = evaluation[evaluation != 0]
     for start, chunk in facts.chunks("text_hash"):
         stop = start + len(chunk["text_hash"])

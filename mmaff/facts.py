@@ -56,7 +56,11 @@ class Facts:
 
     def column(self, name: str) -> np.ndarray:
         """A whole column in memory: only for the 1-byte columns (split, primary) or small datasets."""
-        return np.fromfile(self.folder / f"{name}.bin", dtype=_DTYPES[COLUMNS[name]]) if self.rows else np.zeros(0, _DTYPES[COLUMNS[name]])
+        return (
+            np.fromfile(self.folder / f"{name}.bin", dtype=_DTYPES[COLUMNS[name]])
+            if self.rows
+            else np.zeros(0, _DTYPES[COLUMNS[name]])
+        )
 
     def chunks(self, *names: str, size: int | None = None) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
         """(start row, {name: values}) for consecutive chunks of the named columns."""
@@ -97,8 +101,10 @@ class Facts:
                         values.tofile(f)
         for b in range(n_buckets):
             if (bucket_dir / f"{b}.index").exists():
-                yield {"index": np.fromfile(bucket_dir / f"{b}.index", dtype=np.int64),
-                       **{n: np.fromfile(bucket_dir / f"{b}.{n}", dtype=_DTYPES[COLUMNS[n]]) for n in names}}
+                yield {
+                    "index": np.fromfile(bucket_dir / f"{b}.index", dtype=np.int64),
+                    **{n: np.fromfile(bucket_dir / f"{b}.{n}", dtype=_DTYPES[COLUMNS[n]]) for n in names},
+                }
         for path in bucket_dir.iterdir():
             path.unlink()
         bucket_dir.rmdir()

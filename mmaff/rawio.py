@@ -52,8 +52,9 @@ def read_lines(path: Path, rel: str) -> Iterator[tuple[int, str] | Reject]:
             yield number, line
 
 
-def read_tsv(path: Path, rel: str, columns: int, header: list[str] | None = None,
-             skip_blank: bool = True) -> Iterator[tuple[int, list[str]] | Reject]:
+def read_tsv(
+    path: Path, rel: str, columns: int, header: list[str] | None = None, skip_blank: bool = True
+) -> Iterator[tuple[int, list[str]] | Reject]:
     """Tab-separated rows with exactly `columns` fields; if `header` is given the first line must match it."""
     for item in read_lines(path, rel):
         if isinstance(item, Reject):
@@ -74,8 +75,9 @@ def read_tsv(path: Path, rel: str, columns: int, header: list[str] | None = None
         yield number, fields
 
 
-def read_csv(path: Path, rel: str, header: list[str] | None, delimiter: str = ",",
-             columns: int | None = None) -> Iterator[tuple[int, list[str]] | Reject]:
+def read_csv(
+    path: Path, rel: str, header: list[str] | None, delimiter: str = ",", columns: int | None = None
+) -> Iterator[tuple[int, list[str]] | Reject]:
     """CSV rows (quoted fields may span lines); the reported line is where the row starts.
 
     Bytes that are not UTF-8 are kept as surrogates while parsing so one bad row cannot derail the rest,
@@ -97,10 +99,17 @@ def read_csv(path: Path, rel: str, header: list[str] | None, delimiter: str = ",
                 continue
             joined = delimiter.join(row)
             if _SURROGATE.search(joined):
-                yield Reject(rel, number, "undecodable_bytes", excerpt(joined.encode("utf-8", "surrogateescape").decode("utf-8", "replace")))
+                yield Reject(
+                    rel,
+                    number,
+                    "undecodable_bytes",
+                    excerpt(joined.encode("utf-8", "surrogateescape").decode("utf-8", "replace")),
+                )
                 continue
             if expected is not None and len(row) != expected:
-                yield Reject(rel, number, "bad_column_count", excerpt(joined), f"{len(row)} columns, expected {expected}")
+                yield Reject(
+                    rel, number, "bad_column_count", excerpt(joined), f"{len(row)} columns, expected {expected}"
+                )
                 continue
             yield number, row
 
@@ -130,7 +139,13 @@ def read_json_array(path: Path, rel: str) -> Iterator[tuple[int, dict] | Reject]
         try:
             item, pos = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as err:
-            yield Reject(rel, number, "truncated_json", excerpt(text[pos:pos + 200]), f"item {number}: {err.msg} at char {err.pos}")
+            yield Reject(
+                rel,
+                number,
+                "truncated_json",
+                excerpt(text[pos : pos + 200]),
+                f"item {number}: {err.msg} at char {err.pos}",
+            )
             return
         if not isinstance(item, dict):
             yield Reject(rel, number, "bad_json_item", excerpt(item), "expected an object")

@@ -58,7 +58,11 @@ class _SubtaskParts:
         self.template = load_template(self.subtask.template, style)
         self.space = self.subtask.label_space(spec.subtasks)
         self.answer_spec = self.template.answer_spec(self.subtask, spec.subtasks)
-        self.system = [{"role": "system", "content": [{"type": "text", "text": self.template.system}]}] if self.template.system else []
+        self.system = (
+            [{"role": "system", "content": [{"type": "text", "text": self.template.system}]}]
+            if self.template.system
+            else []
+        )
         self.template_ref = {"name": self.template.name, "version": self.template.version}
         self.validated = False
 
@@ -74,11 +78,15 @@ class RecordMaker:
         self._id_prefixes: dict[tuple, str] = {}
 
     def _prompt(self, example: Example, parts: _SubtaskParts) -> str:
-        given_answer = render_given(parts.template, self.spec, parts.subtask, example.given) if parts.subtask.given else None
+        given_answer = (
+            render_given(parts.template, self.spec, parts.subtask, example.given) if parts.subtask.given else None
+        )
         key = (example.subtask, tuple(example.facet.items()), given_answer, example.language)
         shape = self._prompts.get(key)
         if shape is None:  # one context per prompt shape; the renderer checks the template is linear in `text`
-            ctx = prompt_context(self.spec, parts.subtask, example.text, example.facet, example.given, given_answer, example.language)
+            ctx = prompt_context(
+                self.spec, parts.subtask, example.text, example.facet, example.given, given_answer, example.language
+            )
             return self.renderer.render(parts.template, ctx, shape_key=key, remember=self._prompts)
         return shape.replace(SENTINEL, example.text or "")
 
@@ -115,9 +123,18 @@ class RecordMaker:
         messages = [
             *parts.system,
             {"role": "user", "content": [*media, {"type": "text", "text": self._prompt(example, parts)}]},
-            {"role": "assistant", "content": [{"type": "text", "text": render_answer(example.gold, parts.answer_spec, parts.space)}]},
+            {
+                "role": "assistant",
+                "content": [{"type": "text", "text": render_answer(example.gold, parts.answer_spec, parts.space)}],
+            },
         ]
-        source = {"file": example.file, "line": example.line, "source_id": example.source_id, **example.facet, **example.meta}
+        source = {
+            "file": example.file,
+            "line": example.line,
+            "source_id": example.source_id,
+            **example.facet,
+            **example.meta,
+        }
         if not example.primary:
             source["derived"] = True
         record = {

@@ -59,7 +59,11 @@ class Subtask:
         if self.target_type == "real":
             return {"min": self.range[0], "max": self.range[1]}
         if self.target_type == "ordinal":
-            return {"min": int(self.range[0]), "max": int(self.range[1]), "classes": {str(k): v for k, v in self.classes.items()}}
+            return {
+                "min": int(self.range[0]),
+                "max": int(self.range[1]),
+                "classes": {str(k): v for k, v in self.classes.items()},
+            }
         if self.target_type == "vad":
             return {"dims": list(self.dims), "min": self.range[0], "max": self.range[1]}
         if self.target_type == "open":

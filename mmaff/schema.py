@@ -120,13 +120,17 @@ def check_gold(gold: Any, target_type: str, label_space: dict[str, Any]) -> None
             kind = "int" if target_type == "ordinal" else "number"
             raise RecordError(f"{target_type} gold must be a finite {kind}, got {gold!r}", "invalid_gold")
         if not label_space["min"] <= gold <= label_space["max"]:
-            raise RecordError(f"score {gold} outside [{label_space['min']}, {label_space['max']}]", "score_out_of_range")
+            raise RecordError(
+                f"score {gold} outside [{label_space['min']}, {label_space['max']}]", "score_out_of_range"
+            )
     elif target_type == "vad":
         if not isinstance(gold, dict) or list(gold) != label_space["dims"]:
             raise RecordError(f"VAD gold must have dims {label_space['dims']}, got {gold!r}")
         for dim, value in gold.items():
             if not _finite_number(value) or not label_space["min"] <= value <= label_space["max"]:
-                raise RecordError(f"{dim} {value!r} outside [{label_space['min']}, {label_space['max']}]", "score_out_of_range")
+                raise RecordError(
+                    f"{dim} {value!r} outside [{label_space['min']}, {label_space['max']}]", "score_out_of_range"
+                )
     elif target_type == "open":
         if not isinstance(gold, list) or not gold or not all(isinstance(t, str) and t.strip() for t in gold):
             raise RecordError(f"open gold must be a non-empty list of terms, got {gold!r}", "invalid_gold")
@@ -193,7 +197,9 @@ def validate_item(record: dict[str, Any]) -> None:
     if record["text"] is not None and not record["text"].strip():
         raise RecordError("text is empty", "empty_text")
     for key in ("images", "videos"):
-        if record[key] and not all(isinstance(p, str) and p and not p.startswith("/") and ".." not in p.split("/") for p in record[key]):
+        if record[key] and not all(
+            isinstance(p, str) and p and not p.startswith("/") and ".." not in p.split("/") for p in record[key]
+        ):
             raise RecordError(f"{key} must be relative paths inside the corpus/media root")
     source = record["source"]
     if not isinstance(source, dict) or "file" not in source or "line" not in source or "source_id" not in source:

@@ -77,9 +77,15 @@ class FileStats:
     derived_rejected: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows, "written": self.written, "rejected": dict(sorted(self.rejected.items())),
-                "capped": self.capped, "excluded_subtask": self.excluded,
-                "derived_written": self.derived_written, "derived_rejected": self.derived_rejected}
+        return {
+            "rows": self.rows,
+            "written": self.written,
+            "rejected": dict(sorted(self.rejected.items())),
+            "capped": self.capped,
+            "excluded_subtask": self.excluded,
+            "derived_written": self.derived_written,
+            "derived_rejected": self.derived_rejected,
+        }
 
 
 def sha256_file(path: Path) -> str:
@@ -91,21 +97,84 @@ def sha256_file(path: Path) -> str:
 
 
 def _reject_line(dataset: str, reject: Reject, record_id: str | None = None) -> bytes:
-    return orjson.dumps({"dataset": dataset, "file": reject.file, "line": reject.line, "reason": reject.reason,
-                         "detail": reject.detail, "excerpt": reject.excerpt, "id": record_id}) + b"\n"
+    return (
+        orjson.dumps(
+            {
+                "dataset": dataset,
+                "file": reject.file,
+                "line": reject.line,
+                "reason": reject.reason,
+                "detail": reject.detail,
+                "excerpt": reject.excerpt,
+                "id": record_id,
+            }
+        )
+        + b"\n"
+    )
 
 
 def _pack(example: Example, record_id: str) -> bytes:
-    return orjson.dumps([record_id, example.source_id, example.subtask, example.language, example.gold, example.file,
-                         example.line, example.text, example.split, example.subset, example.facet, example.given,
-                         example.meta, example.images, example.videos, example.primary]) + b"\n"
+    return (
+        orjson.dumps(
+            [
+                record_id,
+                example.source_id,
+                example.subtask,
+                example.language,
+                example.gold,
+                example.file,
+                example.line,
+                example.text,
+                example.split,
+                example.subset,
+                example.facet,
+                example.given,
+                example.meta,
+                example.images,
+                example.videos,
+                example.primary,
+            ]
+        )
+        + b"\n"
+    )
 
 
 def _unpack(line: bytes) -> tuple[str, Example]:
-    (record_id, source_id, subtask, language, gold, file, line_no, text, split, subset, facet, given, meta, images,
-     videos, primary) = orjson.loads(line)
-    return record_id, Example(source_id, subtask, language, gold, file, line_no, text, split, subset, facet, given,
-                              meta, images=images, videos=videos, primary=primary)
+    (
+        record_id,
+        source_id,
+        subtask,
+        language,
+        gold,
+        file,
+        line_no,
+        text,
+        split,
+        subset,
+        facet,
+        given,
+        meta,
+        images,
+        videos,
+        primary,
+    ) = orjson.loads(line)
+    return record_id, Example(
+        source_id,
+        subtask,
+        language,
+        gold,
+        file,
+        line_no,
+        text,
+        split,
+        subset,
+        facet,
+        given,
+        meta,
+        images=images,
+        videos=videos,
+        primary=primary,
+    )
 
 
 class _Codes(dict):
@@ -208,7 +277,9 @@ def _render_range(job: tuple[str, str, str, str, int, np.ndarray, np.ndarray, st
             if reason == disp.KEEP:
                 handles[split].write(orjson.dumps(maker.make(example, record_id, SPLITS[split])) + b"\n")
             elif reason != disp.CAPPED:
-                reject = Reject(example.file, example.line, disp.REASONS[reason], excerpt(example.text or example.source_id))
+                reject = Reject(
+                    example.file, example.line, disp.REASONS[reason], excerpt(example.text or example.source_id)
+                )
                 rejects.write(_reject_line(dataset, reject, record_id))
     for handle in handles.values():
         handle.close()
@@ -225,8 +296,9 @@ def _offsets(facts: Facts, rows: np.ndarray) -> list[int]:
     return offsets + [total] * len(wanted)
 
 
-def _pass2(spec: DatasetSpec, stage: Path, style: str, reason: np.ndarray, split: np.ndarray, facts: Facts,
-           processes: int) -> None:
+def _pass2(
+    spec: DatasetSpec, stage: Path, style: str, reason: np.ndarray, split: np.ndarray, facts: Facts, processes: int
+) -> None:
     n = len(reason)
     parts = max(1, min(processes, n // _MIN_RECORDS_PER_PROCESS))
     bounds = np.linspace(0, n, parts + 1).astype(np.int64)
@@ -236,8 +308,18 @@ def _pass2(spec: DatasetSpec, stage: Path, style: str, reason: np.ndarray, split
         part_dir = stage / f"part-{i}"
         part_dir.mkdir()
         lo, hi = bounds[i], bounds[i + 1]
-        jobs.append((spec.key, str(REGISTRY_PATH), style, str(stage / "examples.jsonl"), offsets[int(lo)],
-                     reason[lo:hi], split[lo:hi], str(part_dir)))
+        jobs.append(
+            (
+                spec.key,
+                str(REGISTRY_PATH),
+                style,
+                str(stage / "examples.jsonl"),
+                offsets[int(lo)],
+                reason[lo:hi],
+                split[lo:hi],
+                str(part_dir),
+            )
+        )
     if parts == 1:
         _render_range(jobs[0])
     else:
@@ -295,8 +377,16 @@ def _check_accounting(dataset: str, files: dict[str, dict[str, Any]]) -> None:
             raise AssertionError(f"{dataset}: {rel}: {s['rows']} rows read but {accounted} accounted for")
 
 
-def build_dataset(spec: DatasetSpec, raw_root: Path, stage: Path, subtasks: frozenset[str], style: str,
-                  caps: dict[str, int | None], options: dict[str, Any] | None = None, processes: int = 1) -> dict[str, Any]:
+def build_dataset(
+    spec: DatasetSpec,
+    raw_root: Path,
+    stage: Path,
+    subtasks: frozenset[str],
+    style: str,
+    caps: dict[str, int | None],
+    options: dict[str, Any] | None = None,
+    processes: int = 1,
+) -> dict[str, Any]:
     """Build `spec` from `raw_root` into `stage/` (split JSONL, rejects.jsonl); returns its stats.
 
     Raises MissingData if the raw folder or its files are absent, RawFormatError for unreadable files.
@@ -309,7 +399,9 @@ def build_dataset(spec: DatasetSpec, raw_root: Path, stage: Path, subtasks: froz
     ctx = BuildContext(spec, raw_root, subtasks, {**spec.options, **(options or {})})
     pass1 = _Pass1(spec, stage, style, subtasks)
     try:
-        for item in tqdm(spec.builder_module().build(ctx), desc=spec.key, unit=" rows", mininterval=1.0, disable=None, leave=False):
+        for item in tqdm(
+            spec.builder_module().build(ctx), desc=spec.key, unit=" rows", mininterval=1.0, disable=None, leave=False
+        ):
             pass1.add(item)
     finally:
         facts = pass1.close()
@@ -328,7 +420,10 @@ def build_dataset(spec: DatasetSpec, raw_root: Path, stage: Path, subtasks: froz
         else:
             os.unlink(stage / f"{name}.jsonl")
     stats = {
-        "inputs": {rel: {"sha256": sha256_file(path), "bytes": path.stat().st_size} for rel, path in sorted(ctx.inputs.items())},
+        "inputs": {
+            rel: {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+            for rel, path in sorted(ctx.inputs.items())
+        },
         "files": {rel: files[rel].as_dict() for rel in sorted(files)},
         "outputs": outputs,
         "counts": _counts(kept_counts, cap_keys),

@@ -46,7 +46,10 @@ class Template:
 
     def answer_spec(self, subtask: Subtask, subtasks: dict[str, Subtask]) -> dict[str, Any]:
         if subtask.target_type == "joint":
-            return {"format": "sections", "parts": {subtasks[p].task: self.parts[subtasks[p].task] for p in subtask.parts}}
+            return {
+                "format": "sections",
+                "parts": {subtasks[p].task: self.parts[subtasks[p].task] for p in subtask.parts},
+            }
         if subtask.asks:
             return self.parts[subtasks[subtask.asks].task]
         if subtask.target_type not in self.answers:
@@ -70,7 +73,9 @@ def load_template(family: str, style: str = DEFAULT_STYLE, root: Path = TEMPLATE
         user = _ENV.from_string(raw["user"])
     except jinja2.TemplateSyntaxError as err:
         raise TemplateError(f"{path}:{err.lineno}: {err.message}") from err
-    return Template(style, family, raw["version"], raw.get("system"), user, raw.get("answers", {}), raw.get("parts", {}))
+    return Template(
+        style, family, raw["version"], raw.get("system"), user, raw.get("answers", {}), raw.get("parts", {})
+    )
 
 
 def _part_context(subtask: Subtask) -> dict[str, Any]:
@@ -102,10 +107,15 @@ class PromptRenderer:
         a, b = (template.user.render({**ctx, "text": s}).strip() for s in _SENTINELS)
         return a if SENTINEL in a and a.replace(*_SENTINELS) == b else None
 
-    def render(self, template: Template, ctx: dict[str, Any], shape_key: Any = None,
-               remember: dict[Any, str] | None = None) -> str:
-        key = shape_key if shape_key is not None else template.name.encode() + orjson.dumps(
-            {k: v for k, v in ctx.items() if k != "text"}, option=orjson.OPT_SORT_KEYS)
+    def render(
+        self, template: Template, ctx: dict[str, Any], shape_key: Any = None, remember: dict[Any, str] | None = None
+    ) -> str:
+        key = (
+            shape_key
+            if shape_key is not None
+            else template.name.encode()
+            + orjson.dumps({k: v for k, v in ctx.items() if k != "text"}, option=orjson.OPT_SORT_KEYS)
+        )
         if key not in self._shapes:
             self._shapes[key] = self.shape(template, ctx)
             if remember is not None and self._shapes[key] is not None:
@@ -114,8 +124,15 @@ class PromptRenderer:
         return template.user.render(ctx).strip() if shape is None else shape.replace(SENTINEL, ctx["text"])
 
 
-def prompt_context(spec: DatasetSpec, subtask: Subtask, text: str | None, facet: dict[str, str],
-                   given: dict[str, Any] | None, given_answer: str | None, language: str) -> dict[str, Any]:
+def prompt_context(
+    spec: DatasetSpec,
+    subtask: Subtask,
+    text: str | None,
+    facet: dict[str, str],
+    given: dict[str, Any] | None,
+    given_answer: str | None,
+    language: str,
+) -> dict[str, Any]:
     subtasks = spec.subtasks
     asked = subtasks[subtask.asks] if subtask.asks else subtask
     ctx: dict[str, Any] = {

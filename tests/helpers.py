@@ -46,7 +46,9 @@ class Built:
         return self.manifest["datasets"][dataset]["files"]
 
 
-def build_datasets(tmp_path: Path, datasets: dict[str, dict[str, Any]], raw_root: Path = SAMPLE_RAW, **kwargs: Any) -> Built:
+def build_datasets(
+    tmp_path: Path, datasets: dict[str, dict[str, Any]], raw_root: Path = SAMPLE_RAW, **kwargs: Any
+) -> Built:
     mixture = write_mixture(tmp_path / "mixture.yaml", datasets)
     build(raw_root, tmp_path / "corpus", mixture, workers=1, use_cache=False, log=lambda *_: None, **kwargs)
     return Built(tmp_path / "corpus")

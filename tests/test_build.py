@@ -43,7 +43,12 @@ def test_manifest_hashes_and_counts(tmp_path):
     for rel, info in manifest["outputs"].items():
         assert build_mod.sha256_file(out / rel) == info["sha256"]
     inputs = manifest["datasets"]["goemotions"]["inputs"]
-    assert set(inputs) == {"goemotions/emotions.txt", "goemotions/train.tsv", "goemotions/dev.tsv", "goemotions/test.tsv"}
+    assert set(inputs) == {
+        "goemotions/emotions.txt",
+        "goemotions/train.tsv",
+        "goemotions/dev.tsv",
+        "goemotions/test.tsv",
+    }
     assert inputs["goemotions/train.tsv"]["sha256"] == build_mod.sha256_file(raw / "goemotions/train.tsv")
     counts = manifest["datasets"]["goemotions"]["counts"]
     assert counts["train"]["EC"]["en"] == len(Built(out).by_split("train"))
@@ -153,7 +158,10 @@ def test_dedup_within_split_and_train_eval_leakage(tmp_path):
         5: "conflicting_labels",
     }
     assert built.manifest["datasets"]["goemotions"]["rejects"] == {
-        "conflicting_labels": 2, "duplicate_text": 1, "train_text_in_eval_split": 1}
+        "conflicting_labels": 2,
+        "duplicate_text": 1,
+        "train_text_in_eval_split": 1,
+    }
 
 
 def test_official_eval_sets_keep_repeated_texts(tmp_path):

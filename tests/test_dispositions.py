@@ -63,13 +63,18 @@ def _reference(columns, caps):
         n_val = min(CFG["validation"], int(len(members) * CFG["max_fraction"]))
         for rank, (_, i) in enumerate(members):
             split[i] = disp.TEST if rank < n_test else disp.VALIDATION if rank < n_test + n_val else disp.TRAIN
-    evaluation = {int(columns["text_hash"][i]) for i in range(n) if reason[i] == 0 and split[i] in (disp.VALIDATION, disp.TEST)}
+    evaluation = {
+        int(columns["text_hash"][i]) for i in range(n) if reason[i] == 0 and split[i] in (disp.VALIDATION, disp.TEST)
+    }
     for i in range(n):
         if reason[i] == 0 and split[i] == disp.TRAIN and int(columns["text_hash"][i]) in evaluation:
             reason[i] = disp.TRAIN_IN_EVAL
     for g, cap in caps.items():
-        train = sorted((int(columns["split_hash"][i]), i) for i in range(n)
-                       if reason[i] == 0 and split[i] == disp.TRAIN and columns["cap_group"][i] == g)
+        train = sorted(
+            (int(columns["split_hash"][i]), i)
+            for i in range(n)
+            if reason[i] == 0 and split[i] == disp.TRAIN and columns["cap_group"][i] == g
+        )
         for _, i in train[cap:]:
             reason[i] = disp.CAPPED
     return reason, split

@@ -33,7 +33,10 @@ def sample_golds(subtask, subtasks):
         return [["tired"], ["cansada", "feliz de verdad"]]
     if t == "joint":
         parts = [subtasks[p] for p in subtask.parts]
-        return [dict(zip([p.task for p in parts], combo)) for combo in itertools.product(*(sample_golds(p, subtasks)[:3] for p in parts))]
+        return [
+            dict(zip([p.task for p in parts], combo))
+            for combo in itertools.product(*(sample_golds(p, subtasks)[:3] for p in parts))
+        ]
     raise AssertionError(t)
 
 
@@ -49,7 +52,10 @@ def test_answers_round_trip(dataset, name):
         answer = render_answer(gold, answer_spec, space)
         parsed = template.parse(answer, subtask, spec.subtasks)
         assert parsed.status == "strict", (answer, parsed)
-        assert parsed.value == gold or (subtask.target_type == "real" and abs(parsed.value - gold) < 1e-3), (answer, parsed)
+        assert parsed.value == gold or (subtask.target_type == "real" and abs(parsed.value - gold) < 1e-3), (
+            answer,
+            parsed,
+        )
 
 
 @pytest.mark.parametrize(("dataset", "name"), SUBTASKS)
@@ -62,7 +68,9 @@ def test_prompts_render_labels_and_text(dataset, name):
         given_sub = spec.subtasks[subtask.given]
         given = {given_sub.task: sample_golds(given_sub, spec.subtasks)[0]}
         given_answer = render_given(template, spec, subtask, given)
-    ctx = prompt_context(spec, subtask, "An example text", {"emotion": "anger"}, given, given_answer, spec.languages[0])
+    ctx = prompt_context(
+        spec, subtask, "An example text", {"emotion": "anger"}, given, given_answer, spec.languages[0]
+    )
     prompt = PromptRenderer().render(template, ctx)
     assert "An example text" in prompt and "{{" not in prompt and not prompt.endswith("\n")
     asked = spec.subtasks[subtask.asks] if subtask.asks else subtask
@@ -72,7 +80,10 @@ def test_prompts_render_labels_and_text(dataset, name):
     if given_answer:
         assert given_answer in prompt
     if asked.label_set is not None and asked.label_set.none:
-        assert f'answer "{asked.label_set.none["id"]}. {asked.label_set.none["name"]}"' in prompt or subtask.target_type == "joint"
+        assert (
+            f'answer "{asked.label_set.none["id"]}. {asked.label_set.none["name"]}"' in prompt
+            or subtask.target_type == "joint"
+        )
     if subtask.target_type == "joint":
         for part in subtask.parts:
             none = spec.subtasks[part].label_set.none if spec.subtasks[part].label_set else None
@@ -169,4 +180,8 @@ def test_parse_vad():
     answer = render_answer(gold, spec, space)
     assert answer == "valence: 0.5, arousal: -1.0, dominance: 0.25"
     assert parse_answer(answer, spec, space).status == "strict"
-    assert parse_answer("Valence: -1, Arousal: 0.2, Dominance: 0", spec, space).value == {"valence": -1.0, "arousal": 0.2, "dominance": 0.0}
+    assert parse_answer("Valence: -1, Arousal: 0.2, Dominance: 0", spec, space).value == {
+        "valence": -1.0,
+        "arousal": 0.2,
+        "dominance": 0.0,
+    }

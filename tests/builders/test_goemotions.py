@@ -1,6 +1,5 @@
-from helpers import REALDATA, assert_accounting, build_datasets
-
 import pytest
+from helpers import REALDATA, assert_accounting, build_datasets
 
 
 def test_goemotions_fixture(tmp_path):
