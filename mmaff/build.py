@@ -56,14 +56,28 @@ class Entry:
     options: dict[str, Any]
 
 
+_ENTRY_KEYS = {"subtasks", "splits", "weight", "train_cap_per_language", "train_caps", "options"}
+
+
 def load_mixture(path: Path, registry: dict[str, DatasetSpec]) -> tuple[dict[str, Any], list[Entry]]:
-    with open(path, encoding="utf-8") as f:
-        raw = yaml.safe_load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as err:
+        raise BuildError(f"cannot read mixture {path}: {err}") from err
+    if not isinstance(raw, dict) or not isinstance(raw.get("datasets"), dict):
+        raise BuildError(f"{path}: a mixture needs a `datasets:` mapping")
     entries = []
     for key, cfg in raw["datasets"].items():
         if key not in registry:
             raise BuildError(f"{path}: unknown dataset {key!r} (not in data_builders/registry.yaml)")
         cfg = cfg or {}
+        if set(cfg) - _ENTRY_KEYS:
+            raise BuildError(
+                f"{path}: {key}: unknown keys {sorted(set(cfg) - _ENTRY_KEYS)} (allowed: {sorted(_ENTRY_KEYS)})"
+            )
+        if set(cfg.get("splits", SPLITS)) - set(SPLITS):
+            raise BuildError(f"{path}: {key}: splits must be among {list(SPLITS)}")
         subtasks = tuple(cfg.get("subtasks") or registry[key].subtasks)
         unknown = [s for s in subtasks if s not in registry[key].subtasks]
         if unknown:

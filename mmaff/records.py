@@ -107,6 +107,8 @@ class RecordMaker:
             raise RecordError(f"two-step subtask {example.subtask} needs `given`")
         if example.text is not None and not example.text.strip():
             raise RecordError("empty text", "empty_text")
+        if parts.subtask.target_type == "open" and any("," in term or "\n" in term for term in example.gold):
+            raise RecordError(f"terms {example.gold!r} contain the answer separator", "bad_term")
         if example.split is not None and example.split not in SPLITS:
             raise RecordError(f"bad split {example.split!r}")
         if not LANGUAGE_RE.match(example.language):

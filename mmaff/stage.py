@@ -113,68 +113,32 @@ def _reject_line(dataset: str, reject: Reject, record_id: str | None = None) -> 
     )
 
 
+_PACKED = (
+    "source_id",
+    "subtask",
+    "language",
+    "gold",
+    "file",
+    "line",
+    "text",
+    "split",
+    "subset",
+    "facet",
+    "given",
+    "meta",
+    "images",
+    "videos",
+    "primary",
+)  # the Example fields pass 2 needs (not the dedup/split hints)
+
+
 def _pack(example: Example, record_id: str) -> bytes:
-    return (
-        orjson.dumps(
-            [
-                record_id,
-                example.source_id,
-                example.subtask,
-                example.language,
-                example.gold,
-                example.file,
-                example.line,
-                example.text,
-                example.split,
-                example.subset,
-                example.facet,
-                example.given,
-                example.meta,
-                example.images,
-                example.videos,
-                example.primary,
-            ]
-        )
-        + b"\n"
-    )
+    return orjson.dumps([record_id, *(getattr(example, name) for name in _PACKED)]) + b"\n"
 
 
 def _unpack(line: bytes) -> tuple[str, Example]:
-    (
-        record_id,
-        source_id,
-        subtask,
-        language,
-        gold,
-        file,
-        line_no,
-        text,
-        split,
-        subset,
-        facet,
-        given,
-        meta,
-        images,
-        videos,
-        primary,
-    ) = orjson.loads(line)
-    return record_id, Example(
-        source_id,
-        subtask,
-        language,
-        gold,
-        file,
-        line_no,
-        text,
-        split,
-        subset,
-        facet,
-        given,
-        meta,
-        images=images,
-        videos=videos,
-        primary=primary,
-    )
+    record_id, *values = orjson.loads(line)
+    return record_id, Example(**dict(zip(_PACKED, values)))
 
 
 class _Codes(dict):
@@ -272,7 +236,16 @@ def _render_range(job: tuple[str, str, str, str, int, np.ndarray, np.ndarray, st
     handles = {code: open(out_dir / f"{name}.jsonl", "wb", buffering=1 << 20) for code, name in enumerate(SPLITS)}
     with open(examples, "rb") as f, open(out_dir / "rejects.jsonl", "wb") as rejects:
         f.seek(offset)
-        for reason, split in zip(reasons.tolist(), splits.tolist()):
+        progress = tqdm(
+            zip(reasons.tolist(), splits.tolist()),
+            total=len(reasons),
+            desc=f"{dataset} render",
+            unit=" rec",
+            mininterval=1.0,
+            disable=None,
+            leave=False,
+        )
+        for reason, split in progress:
             record_id, example = _unpack(f.readline())
             if reason == disp.KEEP:
                 handles[split].write(orjson.dumps(maker.make(example, record_id, SPLITS[split])) + b"\n")

@@ -172,3 +172,19 @@ def test_official_eval_sets_keep_repeated_texts(tmp_path):
     (raw / "test.tsv").write_text("Same words\t2\tt1\nsame words!\t2\tt2\nSame words\t3\tt3\n", encoding="utf-8")
     _build(tmp_path, tmp_path / "raw", use_cache=False)
     assert sorted(r["source"]["source_id"] for r in Built(tmp_path / "corpus").by_split("test")) == ["t1", "t2", "t3"]
+
+
+def test_mixture_errors_are_clear(tmp_path):
+    from mmaff.build import load_mixture
+    from mmaff.registry import load_registry
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("datasets:\n  goemotions: {weigth: 2}\n", encoding="utf-8")
+    with pytest.raises(BuildError, match=r"goemotions: unknown keys \['weigth'\]"):
+        load_mixture(bad, load_registry())
+    bad.write_text("datasets:\n  nope: {}\n", encoding="utf-8")
+    with pytest.raises(BuildError, match="unknown dataset 'nope'"):
+        load_mixture(bad, load_registry())
+    bad.write_text("datasets: [\n", encoding="utf-8")
+    with pytest.raises(BuildError, match="cannot read mixture"):
+        load_mixture(bad, load_registry())
