@@ -293,6 +293,8 @@ def _manifest(
     style: str,
 ) -> dict[str, Any]:
     datasets, totals, rejects = {}, dict.fromkeys(SPLITS, 0), 0
+    by_task: dict[str, dict[str, int]] = {}
+    by_language: dict[str, dict[str, int]] = {}
     for entry in entries:
         status, stats = results[entry.dataset]
         if status not in ("built", "reused"):
@@ -305,6 +307,11 @@ def _manifest(
         derived_rejected = sum(f["derived_rejected"] for f in stats["files"].values())
         for split in entry.splits:
             totals[split] += stats["outputs"].get(split, {}).get("records", 0)
+            for subtask, languages in stats["counts"].get(split, {}).items():
+                task = registry[entry.dataset].subtasks[subtask].task
+                for language, n in languages.items():
+                    by_task.setdefault(task, dict.fromkeys(SPLITS, 0))[split] += n
+                    by_language.setdefault(language, dict.fromkeys(SPLITS, 0))[split] += n
         rejects += sum(reasons.values()) + derived_rejected
         datasets[entry.dataset] = {
             "status": "built",
@@ -341,7 +348,12 @@ def _manifest(
         },
         "git": _git_state(),
         "packages": _package_versions(),
-        "totals": {"records": totals, "rejects": rejects},
+        "totals": {
+            "records": totals,
+            "rejects": rejects,
+            "by_task": dict(sorted(by_task.items())),
+            "by_language": dict(sorted(by_language.items())),
+        },
         "datasets": datasets,
         "outputs": outputs,
     }

@@ -7,7 +7,7 @@ from typing import Any
 import yaml
 
 from mmaff.registry import DatasetSpec
-from mmaff.schema import SPLITS
+from mmaff.schema import ARROW_FEATURES, SPLITS
 
 _SCHEMA = """\
 | field | meaning |
@@ -43,8 +43,6 @@ def _header(manifest: dict[str, Any], registry: dict[str, DatasetSpec]) -> str:
             ],
         }
     ]
-    from mmaff.corpus import features_yaml  # imports `datasets`: only when a card is written
-
     modalities = sorted({registry[k].modality for k in built})
     header = {
         "pretty_name": f"{manifest['corpus']} affective instruction corpus",
@@ -53,7 +51,7 @@ def _header(manifest: dict[str, Any], registry: dict[str, DatasetSpec]) -> str:
         "tags": ["emotion", "sentiment", "affective-computing", "instruction-tuning"],
         "license": "other",
         "configs": configs,
-        "dataset_info": {"features": features_yaml()},
+        "dataset_info": {"features": ARROW_FEATURES},
     }
     return "---\n" + yaml.safe_dump(header, sort_keys=False, allow_unicode=True) + "---\n"
 

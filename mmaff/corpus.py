@@ -1,8 +1,8 @@
 """Reading a built corpus: the Arrow schema of a record and `load_corpus` over `datasets`.
 
 Gold values, label spaces and provenance differ in shape between tasks (a label, a list, a number, a dict),
-so those fields use the `Json` feature; everything else has a fixed type. The same schema is written into
-the corpus card, so `datasets.load_dataset("<hub id>")` reads a pushed corpus the same way.
+so those fields use the `Json` feature; everything else has a fixed type (`schema.ARROW_FEATURES`). The same
+schema is written into the corpus card, so `datasets.load_dataset("<hub id>")` reads a pushed corpus alike.
 """
 
 from __future__ import annotations
@@ -10,24 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import datasets
-from datasets import Features, Json, List, Value
+from datasets import Features
 
-_CONTENT = List({"type": Value("string"), "text": Value("string")})
-FEATURES = Features({
-    "id": Value("string"), "dataset": Value("string"), "subset": Value("string"), "subtask": Value("string"),
-    "task": Value("string"), "target_type": Value("string"), "language": Value("string"),
-    "modality": Value("string"), "split": Value("string"),
-    "messages": List({"role": Value("string"), "content": _CONTENT}),
-    "images": List(Value("string")), "videos": List(Value("string")), "text": Value("string"),
-    "gold": Json(), "given": Json(), "label_space": Json(),
-    "template": {"name": Value("string"), "version": Value("int64")},
-    "source": Json(),
-})  # fmt: skip
+from mmaff.schema import ARROW_FEATURES
 
-
-def features_yaml() -> list[dict]:
-    """The schema as the `dataset_info.features` list of a dataset card."""
-    return FEATURES._to_yaml_list()
+FEATURES = Features._from_yaml_list(ARROW_FEATURES)
 
 
 def load_corpus(

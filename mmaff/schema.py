@@ -33,6 +33,29 @@ RECORD_KEYS = (
     "id", "dataset", "subset", "subtask", "task", "target_type", "language", "modality", "split",
     "messages", "images", "videos", "text", "gold", "given", "label_space", "template", "source",
 )  # fmt: skip
+
+
+def _string(name: str) -> dict[str, str]:
+    return {"name": name, "dtype": "string"}
+
+
+# The Arrow schema of a record as a dataset card's `dataset_info.features` list (plain data, so writing a card
+# needs no `datasets` import). `gold`, `given`, `label_space` and `source` change shape with the task: Json.
+ARROW_FEATURES = [
+    *(
+        _string(k)
+        for k in ("id", "dataset", "subset", "subtask", "task", "target_type", "language", "modality", "split")
+    ),
+    {"name": "messages", "list": [_string("role"), {"name": "content", "list": [_string("type"), _string("text")]}]},
+    {"name": "images", "list": "string"},
+    {"name": "videos", "list": "string"},
+    _string("text"),
+    {"name": "gold", "dtype": "json"},
+    {"name": "given", "dtype": "json"},
+    {"name": "label_space", "dtype": "json"},
+    {"name": "template", "struct": [_string("name"), {"name": "version", "dtype": "int64"}]},
+    {"name": "source", "dtype": "json"},
+]
 _TASK_RE = re.compile(r"^(SP|SI|EC|EI|VAD|ASI)([+>](SP|SI|EC|EI|VAD|ASI))*$")
 LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]+)?$")
 _ID_RE = re.compile(r"^[^\s/]+(/[^\s/]+){3,}$")
