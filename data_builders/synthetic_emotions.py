@@ -19,6 +19,7 @@ empty_text, duplicate_id / duplicate_text (pipeline).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -48,9 +49,10 @@ def _check_item(item: Any) -> str | None:
     return None
 
 
-def _gold(labels: list[str], names: tuple[str, ...], none: str | None) -> tuple[list[str] | None, str, str]:
-    """(gold in label-set order, "", "") or (None, reject reason, detail)."""
-    by_key = {name.casefold(): name for name in names}
+def _gold(
+    labels: list[str], names: tuple[str, ...], none: str | None, by_key: dict[str, str]
+) -> tuple[list[str] | None, str, str]:
+    """(gold in label-set order, "", "") or (None, reject reason, detail); `by_key` maps casefolded names."""
     wanted = {label.strip().casefold() for label in labels}
     has_none = none is not None and none.casefold() in wanted
     wanted.discard(none.casefold() if none else None)
@@ -60,6 +62,11 @@ def _gold(labels: list[str], names: tuple[str, ...], none: str | None) -> tuple[
     if has_none and wanted:
         return None, "neutral_with_emotions", f"{none!r} together with {sorted(wanted)}"
     return [name for name in names if name.casefold() in wanted], "", ""
+
+
+@functools.cache
+def _casefolded(names: tuple[str, ...]) -> dict[str, str]:
+    return {name.casefold(): name for name in names}
 
 
 def _example(ctx: BuildContext, rel: str, number: int, line: str) -> Example | Reject:
@@ -78,7 +85,8 @@ def _example(ctx: BuildContext, rel: str, number: int, line: str) -> Example | R
     if split is not None and split not in SPLITS:
         return Reject(rel, number, "bad_split", excerpt(line), repr(split))
     label_set = ctx.spec.subtasks["EC"].label_set
-    gold, reason, detail = _gold(item["labels"], label_set.labels, (label_set.none or {}).get("name"))
+    by_key = _casefolded(label_set.labels)
+    gold, reason, detail = _gold(item["labels"], label_set.labels, (label_set.none or {}).get("name"), by_key)
     if gold is None:
         return Reject(rel, number, reason, excerpt(line), detail)
     return Example(

@@ -110,7 +110,8 @@ def _file_items(ctx: BuildContext, path: Path, subset: str, language: str, order
         if reason:
             yield Reject(rel, line, reason, excerpt(raw))
             continue
-        gold = [name for name in order if name in {XED_IDS[i] for i in ids}]
+        names = {XED_IDS[i] for i in ids}
+        gold = [name for name in order if name in names]
         source_id = f"{language}-{hashlib.sha1(text.encode()).hexdigest()[:16]}"
         yield Example(source_id, "EC", language, gold, rel, line, text=text, subset=subset, meta=meta)
 

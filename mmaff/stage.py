@@ -113,32 +113,14 @@ def _reject_line(dataset: str, reject: Reject, record_id: str | None = None) -> 
     )
 
 
-_PACKED = (
-    "source_id",
-    "subtask",
-    "language",
-    "gold",
-    "file",
-    "line",
-    "text",
-    "split",
-    "subset",
-    "facet",
-    "given",
-    "meta",
-    "images",
-    "videos",
-    "primary",
-)  # the Example fields pass 2 needs (not the dedup/split hints)
-
-
 def _pack(example: Example, record_id: str) -> bytes:
-    return orjson.dumps([record_id, *(getattr(example, name) for name in _PACKED)]) + b"\n"
+    """One line of examples.jsonl: the record id, then every Example field in declaration order."""
+    return orjson.dumps([record_id, *vars(example).values()]) + b"\n"
 
 
 def _unpack(line: bytes) -> tuple[str, Example]:
-    record_id, *values = orjson.loads(line)
-    return record_id, Example(**dict(zip(_PACKED, values)))
+    record_id, *fields = orjson.loads(line)
+    return record_id, Example(*fields)
 
 
 class _Codes(dict):
