@@ -41,10 +41,6 @@ def _id_part(value: str) -> str:
     return value if _SAFE_ID_PART.match(value) else quote(value, safe="-_.~:@+>=,")
 
 
-def record_id(dataset: str, example: Example) -> str:
-    return id_prefix(dataset, example) + _id_part(example.source_id)
-
-
 def id_prefix(dataset: str, example: Example) -> str:
     subset = example.subset or example.language
     return "".join(_id_part(str(p)) + "/" for p in (dataset, subset, example.subtask, *example.facet.values()))

@@ -31,9 +31,6 @@ class LabelSet:
     labels: tuple[str, ...]
     none: dict[str, Any] | None = None  # the answer used when a multi-label item has no label ("0. neutral")
 
-    def id_of(self, label: str) -> int:
-        return self.ids[self.labels.index(label)]
-
     def space(self) -> dict[str, Any]:
         return {"labels": list(self.labels), "ids": list(self.ids), "none": self.none}
 
@@ -95,10 +92,6 @@ class DatasetSpec:
 
     def builder_module(self) -> ModuleType:
         return importlib.import_module(f"data_builders.{self.builder}")
-
-    @property
-    def seeded_split(self) -> bool:
-        return self.splits.get("strategy") == "seeded"
 
 
 def _label_set(name: str, raw: dict[str, Any]) -> LabelSet:

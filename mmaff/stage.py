@@ -210,34 +210,39 @@ class _Pass1:
         self.facts.flush_if_full()
 
 
-def _render_range(job: tuple[str, str, str, str, int, np.ndarray, np.ndarray, str]) -> None:
-    """Pass 2 over one contiguous range of examples: rendered records per split, rejects for dispositions."""
+class _HashingWriter:
+    """A buffered binary file that also keeps the sha256 of what was written (no second read for the manifest)."""
+
+    def __init__(self, path: Path) -> None:
+        self.file, self.digest = open(path, "wb", buffering=1 << 20), hashlib.sha256()
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)
+        self.digest.update(data)
+
+    def close(self) -> str:
+        self.file.close()
+        return self.digest.hexdigest()
+
+
+def _render_range(job: tuple[str, str, str, str, int, np.ndarray, np.ndarray, str]) -> dict[str, str]:
+    """Pass 2 over one contiguous range of examples: rendered records per split (returns their sha256),
+    rejects for the dispositions."""
     dataset, registry_path, style, examples, offset, reasons, splits, out = job
     maker = RecordMaker(load_registry(Path(registry_path))[dataset], style)
-    out_dir = Path(out)
-    handles = {code: open(out_dir / f"{name}.jsonl", "wb", buffering=1 << 20) for code, name in enumerate(SPLITS)}
-    with open(examples, "rb") as f, open(out_dir / "rejects.jsonl", "wb") as rejects:
+    handles = {code: _HashingWriter(Path(out) / f"{name}.jsonl") for code, name in enumerate(SPLITS)}
+    with open(examples, "rb") as f, open(Path(out) / "rejects.jsonl", "wb") as rejects:
         f.seek(offset)
-        progress = tqdm(
-            zip(reasons.tolist(), splits.tolist()),
-            total=len(reasons),
-            desc=f"{dataset} render",
-            unit=" rec",
-            mininterval=1.0,
-            disable=None,
-            leave=False,
-        )
-        for reason, split in progress:
+        items = zip(reasons.tolist(), splits.tolist())
+        for reason, split in tqdm(items, total=len(reasons), desc=f"{dataset} render", disable=None, leave=False):
             record_id, example = _unpack(f.readline())
             if reason == disp.KEEP:
                 handles[split].write(orjson.dumps(maker.make(example, record_id, SPLITS[split])) + b"\n")
             elif reason != disp.CAPPED:
-                reject = Reject(
-                    example.file, example.line, disp.REASONS[reason], excerpt(example.text or example.source_id)
-                )
+                text = excerpt(example.text or example.source_id)
+                reject = Reject(example.file, example.line, disp.REASONS[reason], text)
                 rejects.write(_reject_line(dataset, reject, record_id))
-    for handle in handles.values():
-        handle.close()
+    return {SPLITS[code]: handle.close() for code, handle in handles.items()}
 
 
 def _offsets(facts: Facts, rows: np.ndarray) -> list[int]:
@@ -253,7 +258,8 @@ def _offsets(facts: Facts, rows: np.ndarray) -> list[int]:
 
 def _pass2(
     spec: DatasetSpec, stage: Path, style: str, reason: np.ndarray, split: np.ndarray, facts: Facts, processes: int
-) -> None:
+) -> dict[str, str]:
+    """Render the kept examples into `<split>.jsonl`, append disposition rejects; returns sha256 per split file."""
     n = len(reason)
     parts = max(1, min(processes, n // _MIN_RECORDS_PER_PROCESS))
     bounds = np.linspace(0, n, parts + 1).astype(np.int64)
@@ -275,19 +281,33 @@ def _pass2(
                 str(part_dir),
             )
         )
-    if parts == 1:
-        _render_range(jobs[0])
+    if parts == 1:  # the part files are the outputs
+        digests = _render_range(jobs[0])
+        for name in SPLITS:
+            os.replace(stage / "part-0" / f"{name}.jsonl", stage / f"{name}.jsonl")
     else:
         with ProcessPoolExecutor(max_workers=parts) as pool:
             list(pool.map(_render_range, jobs))
-    for name in [*SPLITS, "rejects"]:
-        mode = "ab" if name == "rejects" else "wb"
-        with open(stage / f"{name}.jsonl", mode) as out:
-            for i in range(parts):
-                with open(stage / f"part-{i}" / f"{name}.jsonl", "rb") as f:
-                    shutil.copyfileobj(f, out, 1 << 20)
+        digests = {
+            name: _concatenate([stage / f"part-{i}" / f"{name}.jsonl" for i in range(parts)], stage / f"{name}.jsonl")
+            for name in SPLITS
+        }
+    with open(stage / "rejects.jsonl", "ab") as out:
+        for i in range(parts):
+            with open(stage / f"part-{i}" / "rejects.jsonl", "rb") as f:
+                shutil.copyfileobj(f, out, 1 << 20)
     for i in range(parts):
         shutil.rmtree(stage / f"part-{i}")
+    return digests
+
+
+def _concatenate(parts: list[Path], target: Path) -> str:
+    out = _HashingWriter(target)
+    for part in parts:
+        with open(part, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                out.write(block)
+    return out.close()
 
 
 def _tally(facts: Facts, reason: np.ndarray, split: np.ndarray, file_stats: list[FileStats]) -> np.ndarray:
@@ -362,7 +382,7 @@ def build_dataset(
         facts = pass1.close()
     cap_keys = {code: key for key, code in pass1.cap_codes.items()}
     reason, split = disp.decide(facts, spec.splits, cap_keys, caps)
-    _pass2(spec, stage, style, reason, split, facts, processes)
+    digests = _pass2(spec, stage, style, reason, split, facts, processes)
     os.unlink(stage / "examples.jsonl")
     files = pass1.files
     kept_counts = _tally(facts, reason, split, [files[f] for f in pass1.file_codes])
@@ -371,7 +391,7 @@ def build_dataset(
     for code, name in enumerate(SPLITS):
         n = int(np.count_nonzero((reason == disp.KEEP) & (split == code)))
         if n:
-            outputs[name] = {"records": n, "sha256": sha256_file(stage / f"{name}.jsonl")}
+            outputs[name] = {"records": n, "sha256": digests[name]}
         else:
             os.unlink(stage / f"{name}.jsonl")
     stats = {

@@ -188,3 +188,19 @@ def test_mixture_errors_are_clear(tmp_path):
     bad.write_text("datasets: [\n", encoding="utf-8")
     with pytest.raises(BuildError, match="cannot read mixture"):
         load_mixture(bad, load_registry())
+
+
+def test_rendering_split_over_processes_gives_the_same_bytes(tmp_path, monkeypatch):
+    from mmaff import stage
+
+    raw = _raw_copy(tmp_path, "semeval2018_task1")
+    mixture = write_mixture(tmp_path / "mixture.yaml", {"semeval2018": {}})
+    build(raw, tmp_path / "one", mixture, workers=1, use_cache=False, log=lambda *_: None)
+    monkeypatch.setattr(stage, "_MIN_RECORDS_PER_PROCESS", 1)  # the sample is tiny: force two render processes
+    build(raw, tmp_path / "two", mixture, workers=2, use_cache=False, log=lambda *_: None)
+    one, two = _tree_bytes(tmp_path / "one"), _tree_bytes(tmp_path / "two")
+    assert one.keys() == two.keys() and one == two
+    manifest = orjson.loads(two["manifest.json"])
+    assert manifest["outputs"]["train/semeval2018.jsonl"]["sha256"] == build_mod.sha256_file(
+        tmp_path / "two/train/semeval2018.jsonl"
+    )
