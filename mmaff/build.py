@@ -202,11 +202,11 @@ def _assemble(
             if status not in ("built", "reused"):
                 continue
             stage = stage_root / entry.dataset
-            for split in SPLITS:
-                if split in stats["outputs"] and split in entry.splits:
-                    rel = f"{split}/{entry.dataset}.jsonl"
-                    _link_or_copy(stage / f"{split}.jsonl", tmp / rel)
-                    outputs[rel] = stats["outputs"][split]
+            for split in entry.splits:
+                for shard, info in stats["outputs"].get(split, {}).items():
+                    rel = f"{split}/{entry.dataset}{shard[len(split) :]}"  # train-00001-of-00004.jsonl -> train/<ds>-00001-of-00004.jsonl
+                    _link_or_copy(stage / shard, tmp / rel)
+                    outputs[rel] = info
             with open(stage / "rejects.jsonl", "rb") as f:
                 shutil.copyfileobj(f, rejects)
     outputs["rejects.jsonl"] = {"sha256": sha256_file(tmp / "rejects.jsonl")}
@@ -306,7 +306,7 @@ def _manifest(
                 reasons[reason] = reasons.get(reason, 0) + n
         derived_rejected = sum(f["derived_rejected"] for f in stats["files"].values())
         for split in entry.splits:
-            totals[split] += stats["outputs"].get(split, {}).get("records", 0)
+            totals[split] += sum(info["records"] for info in stats["outputs"].get(split, {}).values())
             for subtask, languages in stats["counts"].get(split, {}).items():
                 task = registry[entry.dataset].subtasks[subtask].task
                 for language, n in languages.items():

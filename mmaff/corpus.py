@@ -7,6 +7,7 @@ schema is written into the corpus card, so `datasets.load_dataset("<hub id>")` r
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import datasets
@@ -17,6 +18,11 @@ from mmaff.schema import ARROW_FEATURES
 FEATURES = Features._from_yaml_list(ARROW_FEATURES)
 
 
+def _dataset_of(path: Path) -> str:
+    """`<dataset>.jsonl` or a shard `<dataset>-00001-of-00004.jsonl` -> the dataset key."""
+    return re.sub(r"-\d{5}-of-\d{5}$", "", path.stem)
+
+
 def load_corpus(
     path: str | Path, split: str | None = None, datasets_filter: list[str] | None = None
 ) -> datasets.DatasetDict | datasets.Dataset:
@@ -24,7 +30,9 @@ def load_corpus(
     root = Path(path)
     data_files = {}
     for split_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = sorted(str(f) for f in split_dir.glob("*.jsonl") if not datasets_filter or f.stem in datasets_filter)
+        files = sorted(
+            str(f) for f in split_dir.glob("*.jsonl") if not datasets_filter or _dataset_of(f) in datasets_filter
+        )
         if files:
             data_files[split_dir.name] = files
     return datasets.load_dataset("json", data_files=data_files, features=FEATURES, split=split)

@@ -32,7 +32,7 @@ from mmaff.registry import REGISTRY_PATH, DatasetSpec, load_registry
 from mmaff.schema import SPLITS, Example, RecordError, Reject, excerpt
 
 _SPLIT_CODES = {name: code for code, name in enumerate(SPLITS)}
-_MIN_RECORDS_PER_PROCESS = 20_000  # below this, a pass-2 process costs more to start than it saves
+SHARD_EXAMPLES = 250_000  # examples per output shard; shards are rendered in parallel
 
 
 @dataclass
@@ -233,7 +233,11 @@ def _render_range(job: tuple[str, str, str, str, int, np.ndarray, np.ndarray, st
     handles = {code: _HashingWriter(Path(out) / f"{name}.jsonl") for code, name in enumerate(SPLITS)}
     with open(examples, "rb") as f, open(Path(out) / "rejects.jsonl", "wb") as rejects:
         f.seek(offset)
-        items = zip(reasons.tolist(), splits.tolist())
+        items = (
+            (r, s)
+            for lo in range(0, len(reasons), 1 << 16)  # in chunks: no list of every row's codes
+            for r, s in zip(reasons[lo : lo + (1 << 16)].tolist(), splits[lo : lo + (1 << 16)].tolist())
+        )
         for reason, split in tqdm(items, total=len(reasons), desc=f"{dataset} render", disable=None, leave=False):
             record_id, example = _unpack(f.readline())
             if reason == disp.KEEP:
@@ -256,58 +260,60 @@ def _offsets(facts: Facts, rows: np.ndarray) -> list[int]:
     return offsets + [total] * len(wanted)
 
 
+def _shard_bounds(n: int) -> list[tuple[int, int]]:
+    """Contiguous example ranges, one output shard each: a function of the data only, never of the workers."""
+    count = max(1, -(-n // SHARD_EXAMPLES))
+    bounds = np.linspace(0, n, count + 1).astype(np.int64).tolist()
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def shard_name(split: str, shard: int, shards: int) -> str:
+    return f"{split}.jsonl" if shards == 1 else f"{split}-{shard:05d}-of-{shards:05d}.jsonl"
+
+
 def _pass2(
     spec: DatasetSpec, stage: Path, style: str, reason: np.ndarray, split: np.ndarray, facts: Facts, processes: int
-) -> dict[str, str]:
-    """Render the kept examples into `<split>.jsonl`, append disposition rejects; returns sha256 per split file."""
-    n = len(reason)
-    parts = max(1, min(processes, n // _MIN_RECORDS_PER_PROCESS))
-    bounds = np.linspace(0, n, parts + 1).astype(np.int64)
-    offsets = dict(zip(bounds[:-1].tolist(), _offsets(facts, bounds[:-1])))
+) -> dict[str, dict[str, Any]]:
+    """Render the kept examples into split shards and append disposition rejects.
+
+    Returns {split: {shard file name: {"records", "sha256"}}} for the non-empty shards."""
+    ranges = _shard_bounds(len(reason))
+    offsets = _offsets(facts, np.array([lo for lo, _ in ranges]))
     jobs = []
-    for i in range(parts):
-        part_dir = stage / f"part-{i}"
-        part_dir.mkdir()
-        lo, hi = bounds[i], bounds[i + 1]
+    for i, ((lo, hi), offset) in enumerate(zip(ranges, offsets)):
+        (stage / f"part-{i}").mkdir()
         jobs.append(
             (
                 spec.key,
                 str(REGISTRY_PATH),
                 style,
                 str(stage / "examples.jsonl"),
-                offsets[int(lo)],
+                offset,
                 reason[lo:hi],
                 split[lo:hi],
-                str(part_dir),
+                str(stage / f"part-{i}"),
             )
         )
-    if parts == 1:  # the part files are the outputs
-        digests = _render_range(jobs[0])
-        for name in SPLITS:
-            os.replace(stage / "part-0" / f"{name}.jsonl", stage / f"{name}.jsonl")
+    workers = min(processes, len(jobs))
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            digests = list(pool.map(_render_range, jobs))
     else:
-        with ProcessPoolExecutor(max_workers=parts) as pool:
-            list(pool.map(_render_range, jobs))
-        digests = {
-            name: _concatenate([stage / f"part-{i}" / f"{name}.jsonl" for i in range(parts)], stage / f"{name}.jsonl")
-            for name in SPLITS
-        }
-    with open(stage / "rejects.jsonl", "ab") as out:
-        for i in range(parts):
-            with open(stage / f"part-{i}" / "rejects.jsonl", "rb") as f:
-                shutil.copyfileobj(f, out, 1 << 20)
-    for i in range(parts):
-        shutil.rmtree(stage / f"part-{i}")
-    return digests
-
-
-def _concatenate(parts: list[Path], target: Path) -> str:
-    out = _HashingWriter(target)
-    for part in parts:
-        with open(part, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                out.write(block)
-    return out.close()
+        digests = [_render_range(job) for job in jobs]
+    outputs: dict[str, dict[str, Any]] = {}
+    with open(stage / "rejects.jsonl", "ab") as rejects:
+        for i, ((lo, hi), digest) in enumerate(zip(ranges, digests)):
+            part = stage / f"part-{i}"
+            for code, name in enumerate(SPLITS):
+                n = int(np.count_nonzero((reason[lo:hi] == disp.KEEP) & (split[lo:hi] == code)))
+                if n:
+                    target = shard_name(name, i, len(ranges))
+                    os.replace(part / f"{name}.jsonl", stage / target)
+                    outputs.setdefault(name, {})[target] = {"records": n, "sha256": digest[name]}
+            with open(part / "rejects.jsonl", "rb") as f:
+                shutil.copyfileobj(f, rejects, 1 << 20)
+            shutil.rmtree(part)
+    return outputs
 
 
 def _tally(facts: Facts, reason: np.ndarray, split: np.ndarray, file_stats: list[FileStats]) -> np.ndarray:
@@ -382,18 +388,11 @@ def build_dataset(
         facts = pass1.close()
     cap_keys = {code: key for key, code in pass1.cap_codes.items()}
     reason, split = disp.decide(facts, spec.splits, cap_keys, caps)
-    digests = _pass2(spec, stage, style, reason, split, facts, processes)
+    outputs = _pass2(spec, stage, style, reason, split, facts, processes)
     os.unlink(stage / "examples.jsonl")
     files = pass1.files
     kept_counts = _tally(facts, reason, split, [files[f] for f in pass1.file_codes])
     shutil.rmtree(stage / "facts")
-    outputs = {}
-    for code, name in enumerate(SPLITS):
-        n = int(np.count_nonzero((reason == disp.KEEP) & (split == code)))
-        if n:
-            outputs[name] = {"records": n, "sha256": digests[name]}
-        else:
-            os.unlink(stage / f"{name}.jsonl")
     stats = {
         "inputs": {
             rel: {"sha256": sha256_file(path), "bytes": path.stat().st_size}

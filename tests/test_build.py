@@ -190,17 +190,25 @@ def test_mixture_errors_are_clear(tmp_path):
         load_mixture(bad, load_registry())
 
 
-def test_rendering_split_over_processes_gives_the_same_bytes(tmp_path, monkeypatch):
+def test_shards_rendered_in_parallel_give_the_same_bytes(tmp_path, monkeypatch):
     from mmaff import stage
 
     raw = _raw_copy(tmp_path, "semeval2018_task1")
     mixture = write_mixture(tmp_path / "mixture.yaml", {"semeval2018": {}})
+    monkeypatch.setattr(stage, "SHARD_EXAMPLES", 20)  # the sample is tiny: several output shards
     build(raw, tmp_path / "one", mixture, workers=1, use_cache=False, log=lambda *_: None)
-    monkeypatch.setattr(stage, "_MIN_RECORDS_PER_PROCESS", 1)  # the sample is tiny: force two render processes
     build(raw, tmp_path / "two", mixture, workers=2, use_cache=False, log=lambda *_: None)
     one, two = _tree_bytes(tmp_path / "one"), _tree_bytes(tmp_path / "two")
     assert one.keys() == two.keys() and one == two
+    shards = sorted(k for k in one if k.startswith("train/"))
+    assert len(shards) > 2 and shards[0] == "train/semeval2018-00000-of-00004.jsonl"  # empty shards are left out
     manifest = orjson.loads(two["manifest.json"])
-    assert manifest["outputs"]["train/semeval2018.jsonl"]["sha256"] == build_mod.sha256_file(
-        tmp_path / "two/train/semeval2018.jsonl"
+    assert sum(manifest["outputs"][k]["records"] for k in shards) == manifest["totals"]["records"]["train"]
+    for k in shards:
+        assert manifest["outputs"][k]["sha256"] == build_mod.sha256_file(tmp_path / "two" / k)
+    from mmaff.corpus import load_corpus
+
+    assert (
+        len(load_corpus(tmp_path / "two", split="train", datasets_filter=["semeval2018"]))
+        == manifest["totals"]["records"]["train"]
     )
