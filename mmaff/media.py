@@ -1,0 +1,136 @@
+"""Media checks and Qwen2.5-VL visual-token arithmetic for image and video datasets.
+
+Every image is fully decoded and every video opened and probed before a record may point at it; what fails
+becomes a reject with a specific reason (`MediaError.reason`). Token counts follow the Qwen2.5-VL processors
+exactly (`smart_resize`, 14-px patches merged 2x2, frames paired in time), under MMAFFBen's budgets by
+default, so training can size batches without decoding and never cut through a run of visual tokens.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+PATCH, MERGE, TEMPORAL_PATCH = 14, 2, 2
+FACTOR = PATCH * MERGE  # 28: resized sides are multiples of this
+_STILL_IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "gif", "webp_pipe", "tiff_pipe"}
+
+
+class MediaError(ValueError):
+    """A media file that cannot be used; `reason` is the reject code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+@dataclass(frozen=True)
+class MediaBudget:
+    """Pixel and frame budgets (defaults: MMAFFBen's LLaMA-Factory settings)."""
+
+    image_min_pixels: int = 4 * FACTOR * FACTOR
+    image_max_pixels: int = 262_144
+    video_min_pixels: int = 4 * FACTOR * FACTOR  # per frame
+    video_max_pixels: int = 16_384  # per frame
+    video_fps: float = 2.0
+    video_min_frames: int = 4
+    video_max_frames: int = 128
+    max_video_tokens: int = 128_000  # the processor's cap on a whole video (only binds for huge frame counts)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    frames: int
+    fps: float
+    width: int
+    height: int
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.fps
+
+
+def resolve_inside(root: Path, relative: str) -> Path:
+    """`root/relative`, refusing anything that resolves outside `root` (`../../etc/passwd`, absolute paths, links)."""
+    candidate = (root / relative).resolve()
+    if not relative or Path(relative).is_absolute() or not candidate.is_relative_to(root.resolve()):
+        raise MediaError("unsafe_media_path", f"{relative!r} is outside {root}")
+    return candidate
+
+
+def _existing(path: Path) -> None:
+    if not path.exists():
+        raise MediaError("missing_media", str(path))
+    if path.stat().st_size == 0:
+        raise MediaError("empty_media", str(path))
+
+
+def check_image(path: Path) -> tuple[int, int]:
+    """(width, height) of an image that decodes completely (PIL `load`, not just the header)."""
+    from PIL import Image, UnidentifiedImageError
+
+    _existing(path)
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise MediaError("undecodable_image", f"{path}: {err}") from err
+
+
+def probe_video(path: Path) -> VideoInfo:
+    """Frame count, fps and size of a video, read with PyAV; every packet is demuxed and the first and last
+    frames decoded, so truncated files fail here rather than in a training worker."""
+    import av
+
+    _existing(path)
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video or container.format.name in _STILL_IMAGE_FORMATS:
+                raise MediaError("no_video_stream", f"{path} ({container.format.name})")
+            stream = container.streams.video[0]
+            fps = float(stream.average_rate or stream.guessed_rate or 0)
+            decoded = [frame for packet in container.demux(stream) for frame in packet.decode()]
+    except MediaError:
+        raise
+    except (av.error.FFmpegError, OSError, ValueError) as err:
+        raise MediaError("undecodable_video", f"{path}: {err}") from err
+    if not decoded or fps <= 0:
+        raise MediaError("undecodable_video", f"{path}: no decodable frames")
+    if len(decoded) < TEMPORAL_PATCH:
+        raise MediaError("too_short_video", f"{path}: {len(decoded)} frame(s)")
+    return VideoInfo(frames=len(decoded), fps=fps, width=decoded[0].width, height=decoded[0].height)
+
+
+def smart_resize(height: int, width: int, min_pixels: int, max_pixels: int, factor: int = FACTOR) -> tuple[int, int]:
+    """The Qwen2-VL resize rule: sides rounded to multiples of `factor`, area kept within [min, max] pixels."""
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize as qwen_smart_resize
+
+    return qwen_smart_resize(height, width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
+
+
+def image_tokens(width: int, height: int, budget: MediaBudget = MediaBudget()) -> int:
+    h, w = smart_resize(height, width, budget.image_min_pixels, budget.image_max_pixels)
+    return (h // PATCH) * (w // PATCH) // (MERGE * MERGE)
+
+
+def sample_frame_indices(info: VideoInfo, budget: MediaBudget = MediaBudget()) -> list[int]:
+    """Frames sampled at `video_fps`, as the Qwen2-VL video processor samples them (even count, uniform)."""
+    max_frames = math.floor(min(budget.video_max_frames, info.frames) / TEMPORAL_PATCH) * TEMPORAL_PATCH
+    wanted = info.frames / info.fps * budget.video_fps
+    count = min(max(wanted, budget.video_min_frames), max_frames, info.frames)
+    count = max(TEMPORAL_PATCH, math.floor(count / TEMPORAL_PATCH) * TEMPORAL_PATCH)
+    step = info.frames / count
+    return [min(info.frames - 1, int(i * step)) for i in range(count)]
+
+
+def video_tokens(info: VideoInfo, budget: MediaBudget = MediaBudget(), frames: int | None = None) -> int:
+    """Visual tokens of the sampled frames (or of `frames` frames) under the per-frame pixel budget."""
+    n = frames if frames is not None else len(sample_frame_indices(info, budget))
+    total_pixels = int(budget.max_video_tokens * FACTOR * FACTOR * 0.9)
+    max_pixels = max(
+        min(budget.video_max_pixels, total_pixels * TEMPORAL_PATCH // n), int(budget.video_min_pixels * 1.05)
+    )
+    h, w = smart_resize(info.height, info.width, budget.video_min_pixels, max_pixels)
+    return math.ceil(n / TEMPORAL_PATCH) * (h // PATCH) * (w // PATCH) // (MERGE * MERGE)
