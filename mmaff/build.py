@@ -27,6 +27,7 @@ import orjson
 import yaml
 
 from mmaff import card
+from mmaff.media import MediaBudget
 from mmaff.rawio import MissingData, RawFormatError
 from mmaff.registry import REGISTRY_PATH, DatasetSpec, load_registry
 from mmaff.schema import SPLITS
@@ -72,6 +73,8 @@ def load_mixture(path: Path, registry: dict[str, DatasetSpec]) -> tuple[dict[str
         if key not in registry:
             raise BuildError(f"{path}: unknown dataset {key!r} (not in data_builders/registry.yaml)")
         cfg = cfg or {}
+        if registry[key].planned:
+            raise BuildError(f"{path}: {key} is registered but its builder is not written yet (planned: true)")
         if set(cfg) - _ENTRY_KEYS:
             raise BuildError(
                 f"{path}: {key}: unknown keys {sorted(set(cfg) - _ENTRY_KEYS)} (allowed: {sorted(_ENTRY_KEYS)})"
@@ -97,7 +100,18 @@ def load_mixture(path: Path, registry: dict[str, DatasetSpec]) -> tuple[dict[str
     return raw, entries
 
 
-def _code_fingerprint(spec: DatasetSpec, entry: Entry, style: str) -> str:
+def media_budget(mixture: dict[str, Any]) -> MediaBudget:
+    """The mixture's `media_budget:` overrides of MediaBudget (MMAFFBen's budgets by default)."""
+    cfg = mixture.get("media_budget") or {}
+    unknown = set(cfg) - set(MediaBudget.__dataclass_fields__)
+    if unknown:
+        raise BuildError(
+            f"media_budget: unknown keys {sorted(unknown)} (allowed: {sorted(MediaBudget.__dataclass_fields__)})"
+        )
+    return MediaBudget(**cfg)
+
+
+def _code_fingerprint(spec: DatasetSpec, entry: Entry, style: str, budget: MediaBudget) -> str:
     """Hash of everything except input bytes that decides a dataset's output."""
     digest = hashlib.sha256()
     # all builders, not just this one: a builder may import helpers from another
@@ -109,7 +123,7 @@ def _code_fingerprint(spec: DatasetSpec, entry: Entry, style: str) -> str:
     sources += sorted((ROOT / "templates" / style).glob("*.yaml"))
     for path in sources:
         digest.update(path.name.encode() + path.read_bytes())
-    digest.update(repr((entry, style, SCHEMA_VERSION)).encode())
+    digest.update(repr((entry, style, budget, SCHEMA_VERSION)).encode())
     return digest.hexdigest()
 
 
@@ -133,13 +147,13 @@ def _cached(stage: Path, fingerprint: str, raw_root: Path) -> dict[str, Any] | N
     return info["stats"]
 
 
-def _build_one(args: tuple[str, str, str, str, Entry, str, bool, int]) -> tuple[str, str, Any]:
+def _build_one(args: tuple[str, str, str, str, Entry, str, bool, int, MediaBudget]) -> tuple[str, str, Any]:
     """Worker: build or reuse one dataset. Returns (key, status, stats-or-message)."""
-    key, raw_root_s, stage_root_s, registry_path, entry, style, use_cache, processes = args
+    key, raw_root_s, stage_root_s, registry_path, entry, style, use_cache, processes, budget = args
     spec = load_registry(Path(registry_path))[key]
     raw_root, stage = Path(raw_root_s), Path(stage_root_s) / key
     listing = orjson.dumps(_listing(raw_root / spec.raw_dir)).decode()
-    fingerprint = hashlib.sha256((_code_fingerprint(spec, entry, style) + listing).encode()).hexdigest()
+    fingerprint = hashlib.sha256((_code_fingerprint(spec, entry, style, budget) + listing).encode()).hexdigest()
     if use_cache and (stats := _cached(stage, fingerprint, raw_root)) is not None:
         return key, "reused", stats
     tmp = stage.with_name(f"{key}.tmp")
@@ -209,6 +223,10 @@ def _assemble(
                     outputs[rel] = info
             with open(stage / "rejects.jsonl", "rb") as f:
                 shutil.copyfileobj(f, rejects)
+            media = stage / "media"
+            for path in sorted(media.rglob("*")) if media.is_dir() else []:
+                if path.is_file():
+                    _link_or_copy(path, tmp / "media" / entry.dataset / path.relative_to(media))
     outputs["rejects.jsonl"] = {"sha256": sha256_file(tmp / "rejects.jsonl")}
     return outputs
 
@@ -245,14 +263,24 @@ def build(
         if unknown:
             raise BuildError(f"datasets {unknown} are not in mixture {mixture_path}")
         entries = [e for e in entries if e.dataset in datasets]
-    style = mixture.get("template_style", "mmaffben")
+    style, budget = mixture.get("template_style", "mmaffben"), media_budget(mixture)
     out = out.resolve()
     stage_root = out.with_name(f".{out.name}.stage")
     # `workers` processes in all: datasets in parallel, and each dataset's rendering pass split across the rest
     parallel_datasets = max(1, min(workers, len(entries)))
     per_dataset = max(1, workers // parallel_datasets)
     jobs = [
-        (e.dataset, str(raw_root.resolve()), str(stage_root), str(REGISTRY_PATH), e, style, use_cache, per_dataset)
+        (
+            e.dataset,
+            str(raw_root.resolve()),
+            str(stage_root),
+            str(REGISTRY_PATH),
+            e,
+            style,
+            use_cache,
+            per_dataset,
+            budget,
+        )
         for e in entries
     ]
     results: dict[str, tuple[str, Any]] = {}
@@ -323,6 +351,8 @@ def _manifest(
             "rejects": dict(sorted(reasons.items())),
             "derived_rejected": derived_rejected,
             "capped": sum(f["capped"] for f in stats["files"].values()),
+            "visual_tokens": stats["visual_tokens"],
+            "media": stats["media"],
             "files": stats["files"],
             "inputs": stats["inputs"],
         }
@@ -333,7 +363,8 @@ def _manifest(
         "corpus": mixture.get("name", "mmaffin"),
         "schema_version": SCHEMA_VERSION,
         "raw_root": _display_path(raw_root),
-        "media_root": None,
+        "media_root": None,  # media paths in records are relative to the corpus folder
+        "media_budget": vars(media_budget(mixture)),
         "template_style": style,
         "templates": {f: load_template(f, style).version for f in families},
         "mixture": {

@@ -18,7 +18,8 @@ _SCHEMA = """\
 | `target_type` | single, multi, real, ordinal, vad, open, joint |
 | `language`, `modality`, `split` | ISO code; text/image/video; train/validation/test |
 | `messages` | system/user/assistant turns, content parts `{"type": "text"|"image"|"video"}` (TRL / Qwen2.5-VL shape) |
-| `images`, `videos` | media paths relative to the corpus folder (or `media_root` in manifest.json) |
+| `images`, `videos` | media paths relative to the corpus folder (`media/<dataset>/...`) |
+| `visual_tokens`, `media` | Qwen2.5-VL visual tokens under the build's budgets; per item size, frames, fps, sampled frames, tokens |
 | `text` | the raw input text, or null |
 | `gold` | structured gold: label, list of labels (`[]` = none/neutral), number, `{dim: number}`, `[terms]`, `{task: gold}` |
 | `given` | two-step records: the first task's gold shown in the prompt |

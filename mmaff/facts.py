@@ -19,6 +19,7 @@ BUCKET_BYTES = 4 << 20  # aim for buckets of about this size when partitioning b
 COLUMNS = {  # name: array typecode
     "id_hash": "Q", "scope_hash": "Q", "text_hash": "Q", "gold_hash": "Q", "split_hash": "Q",
     "split": "B", "primary": "B", "split_group": "I", "cap_group": "I", "file": "I", "length": "I",
+    "visual_tokens": "I",
 }  # fmt: skip
 _DTYPES = {"Q": np.uint64, "I": np.uint32, "B": np.uint8}
 

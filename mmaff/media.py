@@ -9,8 +9,12 @@ default, so training can size batches without decoding and never cut through a r
 from __future__ import annotations
 
 import math
+import multiprocessing
+import multiprocessing.pool
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PATCH, MERGE, TEMPORAL_PATCH = 14, 2, 2
 FACTOR = PATCH * MERGE  # 28: resized sides are multiples of this
@@ -104,10 +108,19 @@ def probe_video(path: Path) -> VideoInfo:
 
 
 def smart_resize(height: int, width: int, min_pixels: int, max_pixels: int, factor: int = FACTOR) -> tuple[int, int]:
-    """The Qwen2-VL resize rule: sides rounded to multiples of `factor`, area kept within [min, max] pixels."""
-    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize as qwen_smart_resize
-
-    return qwen_smart_resize(height, width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
+    """The Qwen2-VL resize rule (as in transformers' `qwen2_vl.smart_resize`, checked equal by the tests): sides
+    rounded to multiples of `factor`, area brought within [min_pixels, max_pixels], aspect ratio kept."""
+    if max(height, width) / min(height, width) > 200:
+        raise MediaError("extreme_aspect_ratio", f"{width}x{height}")
+    h_bar, w_bar = round(height / factor) * factor, round(width / factor) * factor
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar, w_bar = math.ceil(height * beta / factor) * factor, math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
 
 
 def image_tokens(width: int, height: int, budget: MediaBudget = MediaBudget()) -> int:
@@ -134,3 +147,103 @@ def video_tokens(info: VideoInfo, budget: MediaBudget = MediaBudget(), frames: i
     )
     h, w = smart_resize(info.height, info.width, budget.video_min_pixels, max_pixels)
     return math.ceil(n / TEMPORAL_PATCH) * (h // PATCH) * (w // PATCH) // (MERGE * MERGE)
+
+
+def decode_frames(path: Path, indices: list[int], decoder: str = "decord") -> list[Any]:
+    """RGB frames (H x W x 3 uint8 arrays) at the given indices; decord seeks, PyAV decodes in order."""
+    if decoder == "decord":
+        import decord
+
+        return list(decord.VideoReader(str(path), num_threads=1).get_batch(indices).asnumpy())
+    if decoder != "pyav":
+        raise ValueError(f"unknown decoder {decoder!r} (decord or pyav)")
+    import av
+
+    wanted, frames = set(indices), {}
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i in wanted:
+                frames[i] = frame.to_ndarray(format="rgb24")
+            if i >= max(indices):
+                break
+    return [frames[i] for i in indices]
+
+
+def extract_frames(
+    path: Path, info: VideoInfo, out_dir: Path, budget: MediaBudget, decoder: str = "decord"
+) -> dict[str, Any]:
+    """Write the sampled frames as PNGs (`<index>.png`) and return what the processor needs for correct
+    temporal positions: the frame indices and their timestamps at the clip's real fps."""
+    from PIL import Image
+
+    indices = sample_frame_indices(info, budget)
+    if not all((out_dir / f"{i:06d}.png").exists() for i in indices):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for index, frame in zip(indices, decode_frames(path, indices, decoder)):
+            tmp = out_dir / f".{index:06d}.png.{os.getpid()}"
+            Image.fromarray(frame).save(tmp, format="PNG")
+            os.replace(tmp, out_dir / f"{index:06d}.png")  # atomic: shards may extract the same clip
+    return {"frame_indices": indices, "timestamps": [round(i / info.fps, 6) for i in indices]}
+
+
+def describe(path: str, kind: str, budget: MediaBudget) -> dict[str, Any]:
+    """Check one media file and describe it for its record; {"error", "detail"} when it cannot be used."""
+    try:
+        if kind == "image":
+            width, height = check_image(Path(path))
+            return {"kind": "image", "width": width, "height": height, "tokens": image_tokens(width, height, budget)}
+        info = probe_video(Path(path))
+        return {
+            "kind": "video",
+            "frames": info.frames,
+            "fps": round(info.fps, 6),
+            "width": info.width,
+            "height": info.height,
+            "sampled_frames": len(sample_frame_indices(info, budget)),
+            "tokens": video_tokens(info, budget),
+        }
+    except MediaError as err:
+        return {"error": err.reason, "detail": err.detail}
+
+
+class MediaChecker:
+    """Describes media files in worker processes (decoders live there), with a timeout per file against
+    decoder hangs, caching by path so a clip shared by several records is probed once."""
+
+    def __init__(self, budget: MediaBudget, processes: int = 1, timeout: float = 120.0) -> None:
+        self.budget, self.processes, self.timeout = budget, max(1, processes), timeout
+        self.cache: dict[tuple[str, str], dict[str, Any]] = {}
+        self._pool = None
+
+    def _new_pool(self) -> multiprocessing.pool.Pool:
+        return multiprocessing.get_context("fork").Pool(self.processes)
+
+    def prefetch(self, items: list[tuple[str, str]]) -> None:
+        todo = list(dict.fromkeys(i for i in items if i not in self.cache))
+        while todo:
+            self._pool = self._pool or self._new_pool()
+            pending = [(item, self._pool.apply_async(describe, (*item, self.budget))) for item in todo]
+            todo = []
+            for position, (item, result) in enumerate(pending):
+                try:
+                    self.cache[item] = result.get(timeout=self.timeout)
+                except multiprocessing.TimeoutError:
+                    self.cache[item] = {
+                        "error": "media_timeout",
+                        "detail": f"{item[0]}: no answer in {self.timeout} s",
+                    }
+                    self._pool.terminate()  # a hung decoder: kill the workers, retry the rest on fresh ones
+                    self._pool = None
+                    todo = [i for i, _ in pending[position + 1 :]]
+                    break
+
+    def describe(self, path: str, kind: str) -> dict[str, Any]:
+        if (path, kind) not in self.cache:
+            self.prefetch([(path, kind)])
+        return self.cache[(path, kind)]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool.join()
+            self._pool = None

@@ -93,6 +93,10 @@ class RecordMaker:
             prefix = self._id_prefixes[key] = id_prefix(self.spec.key, example)
         return prefix + _id_part(example.source_id)
 
+    def media_path(self, ref: str) -> str:
+        """Where a media file lives in the corpus: `media/<dataset>/<ref>`."""
+        return f"media/{self.spec.key}/{ref}"
+
     def check(self, example: Example) -> str:
         """Validate what depends on the example's data and return its record id; RecordError if invalid."""
         parts = self.parts.get(example.subtask)
@@ -146,8 +150,10 @@ class RecordMaker:
             "modality": self.spec.modality,
             "split": split,
             "messages": messages,
-            "images": example.images,
-            "videos": example.videos,
+            "images": [self.media_path(ref) for ref in example.images],
+            "videos": [self.media_path(ref) for ref in example.videos],
+            "visual_tokens": sum(m["tokens"] for m in example.media),
+            "media": example.media,
             "text": example.text,
             "gold": example.gold,
             "given": example.given,

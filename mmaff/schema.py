@@ -9,7 +9,9 @@ A corpus record is one training/eval item:
     language     ISO 639-1 code                    modality text | image | video
     split        train | validation | test
     messages     [{"role", "content": [{"type": "text", "text": ...} | {"type": "image"} | {"type": "video"}]}]
-    images, videos   media paths (relative to the corpus directory or the manifest's media root)
+    images, videos   media paths, relative to the corpus directory (`media/<dataset>/...`)
+    visual_tokens    Qwen2.5-VL visual tokens of all media under the build's budgets (0 for text)
+    media        per image/video: kind, width, height (+ frames, fps, sampled_frames for videos), tokens
     text         the raw input text (tweet, review, transcript) or null
     gold         structured gold: a label, a list of labels, a number, {dim: number}, [terms] or {task: gold}
     given        two-step records: the gold of the first step shown in the prompt ({task: gold}); else null
@@ -31,7 +33,8 @@ MODALITIES = ("text", "image", "video")
 SPLITS = ("train", "validation", "test")
 RECORD_KEYS = (
     "id", "dataset", "subset", "subtask", "task", "target_type", "language", "modality", "split",
-    "messages", "images", "videos", "text", "gold", "given", "label_space", "template", "source",
+    "messages", "images", "videos", "visual_tokens", "media", "text", "gold", "given", "label_space", "template",
+    "source",
 )  # fmt: skip
 
 
@@ -49,6 +52,8 @@ ARROW_FEATURES = [
     {"name": "messages", "list": [_string("role"), {"name": "content", "list": [_string("type"), _string("text")]}]},
     {"name": "images", "list": "string"},
     {"name": "videos", "list": "string"},
+    {"name": "visual_tokens", "dtype": "int64"},
+    {"name": "media", "dtype": "json"},
     _string("text"),
     {"name": "gold", "dtype": "json"},
     {"name": "given", "dtype": "json"},
@@ -95,6 +100,7 @@ class Example:
     images: list[str] = field(default_factory=list)
     videos: list[str] = field(default_factory=list)
     primary: bool = True
+    media: list[dict[str, Any]] = field(default_factory=list)  # filled by the pipeline: size, frames, tokens per item
 
 
 @dataclass
@@ -224,6 +230,11 @@ def validate_item(record: dict[str, Any]) -> None:
             isinstance(p, str) and p and not p.startswith("/") and ".." not in p.split("/") for p in record[key]
         ):
             raise RecordError(f"{key} must be relative paths inside the corpus/media root")
+    n_media = len(record["images"]) + len(record["videos"])
+    if not isinstance(record["media"], list) or len(record["media"]) != n_media:
+        raise RecordError(f"media must describe each of the {n_media} images/videos")
+    if record["visual_tokens"] != sum(m.get("tokens", 0) for m in record["media"]):
+        raise RecordError("visual_tokens must be the sum of the media tokens")
     source = record["source"]
     if not isinstance(source, dict) or "file" not in source or "line" not in source or "source_id" not in source:
         raise RecordError("source must carry file, line and source_id")

@@ -10,6 +10,7 @@ are concatenated in order, so the result does not depend on the number of proces
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -26,12 +27,15 @@ from tqdm import tqdm
 
 from mmaff import dispositions as disp
 from mmaff.facts import Facts, FactsWriter
+from mmaff.media import MediaBudget, MediaChecker, MediaError, VideoInfo, extract_frames, resolve_inside
 from mmaff.rawio import MissingData
 from mmaff.records import RecordMaker, hash64, normalise_for_dedup
 from mmaff.registry import REGISTRY_PATH, DatasetSpec, load_registry
 from mmaff.schema import SPLITS, Example, RecordError, Reject, excerpt
 
 _SPLIT_CODES = {name: code for code, name in enumerate(SPLITS)}
+GENERATED = "generated"  # refs under this prefix name files the builder wrote into the stage
+MEDIA_BATCH = 64  # examples whose media are checked together across processes
 SHARD_EXAMPLES = 250_000  # examples per output shard; shards are rendered in parallel
 
 
@@ -44,10 +48,22 @@ class BuildContext:
     subtasks: frozenset[str]
     options: dict[str, Any] = field(default_factory=dict)
     inputs: dict[str, Path] = field(default_factory=dict)
+    stage: Path | None = None
 
     @property
     def raw_dir(self) -> Path:
         return self.raw_root / self.spec.raw_dir
+
+    def media_ref(self, relative: str) -> str:
+        """Name a raw media file by its path inside the dataset folder, for Example.images / videos. The pipeline
+        checks it (containment, existence, full decode) and links it into the corpus as media/<dataset>/<ref>."""
+        return relative.replace("\\", "/").lstrip("./") if not relative.startswith("../") else relative
+
+    def generated_media(self, subpath: str) -> tuple[Path, str]:
+        """(where to write, ref) for a media file the builder creates, e.g. an image decoded from a CSV."""
+        path = self.stage / "media" / GENERATED / subpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path, f"{GENERATED}/{subpath}"
 
     def wants(self, *subtasks: str) -> bool:
         return any(s in self.subtasks for s in subtasks)
@@ -133,8 +149,10 @@ class _Codes(dict):
 class _Pass1:
     """Check every example, keep it compactly, and remember fixed-size facts about it."""
 
-    def __init__(self, spec: DatasetSpec, stage: Path, style: str, subtasks: frozenset[str]) -> None:
-        self.spec, self.subtasks = spec, subtasks
+    def __init__(
+        self, spec: DatasetSpec, stage: Path, style: str, subtasks: frozenset[str], raw_dir: Path, media: MediaChecker
+    ) -> None:
+        self.spec, self.subtasks, self.stage, self.raw_dir, self.media = spec, subtasks, stage, raw_dir, media
         self.maker = RecordMaker(spec, style)
         self.seed = int(spec.splits.get("seed", 0))  # per dataset, so its splits never depend on the mixture
         self.by_language = spec.splits.get("group_by", "language") == "language"
@@ -163,6 +181,8 @@ class _Pass1:
             return
         try:
             record_id = self.maker.check(item)
+            if item.images or item.videos:
+                item.media = self._describe_media(item)
             line = _pack(item, record_id)
         except RecordError as err:
             self._reject(item, stats, err.reason, str(err))
@@ -171,6 +191,38 @@ class _Pass1:
         else:
             self.out.write(line)
             self._remember(item, record_id, len(line))
+
+    def media_source(self, ref: str) -> str:
+        """The file a media ref names: inside the stage for generated media, else inside the dataset folder."""
+        if ref.startswith(GENERATED + "/"):
+            return str(self.stage / "media" / ref)
+        return str(resolve_inside(self.raw_dir, ref))
+
+    def prefetch_media(self, items: list[Example | Reject]) -> None:
+        """Check the media of a batch of examples in parallel before they are added one by one."""
+        wanted = []
+        for item in items:
+            if isinstance(item, Example):
+                for kind, refs in (("image", item.images), ("video", item.videos)):
+                    for ref in refs:
+                        try:
+                            wanted.append((self.media_source(ref), kind))
+                        except MediaError:
+                            pass  # reported when the example is added
+        self.media.prefetch(wanted)
+
+    def _describe_media(self, item: Example) -> list[dict[str, Any]]:
+        described = []
+        for kind, refs in (("image", item.images), ("video", item.videos)):
+            for ref in refs:
+                try:
+                    info = self.media.describe(self.media_source(ref), kind)
+                except MediaError as err:
+                    raise RecordError(err.detail, err.reason) from err
+                if "error" in info:
+                    raise RecordError(info["detail"], info["error"])
+                described.append(info)
+        return described
 
     def _reject(self, item: Example, stats: FileStats, reason: str, detail: str) -> None:
         reject = Reject(item.file, item.line, reason, excerpt(item.text or item.source_id), detail)
@@ -207,6 +259,7 @@ class _Pass1:
         codes = self.file_codes
         a["file"].append(codes[item.file] if item.file in codes else codes.code(item.file))
         a["length"].append(length)
+        a["visual_tokens"].append(sum(m["tokens"] for m in item.media))
         self.facts.flush_if_full()
 
 
@@ -225,10 +278,36 @@ class _HashingWriter:
         return self.digest.hexdigest()
 
 
-def _render_range(job: tuple[str, str, str, str, int, np.ndarray, np.ndarray, str]) -> dict[str, str]:
-    """Pass 2 over one contiguous range of examples: rendered records per split (returns their sha256),
-    rejects for the dispositions."""
-    dataset, registry_path, style, examples, offset, reasons, splits, out = job
+def _place_media(example: Example, raw_dir: Path, media_dir: Path, kept_generated: set[str]) -> None:
+    """Link (or copy) a kept record's raw media into the stage's media folder; note its generated media."""
+    for ref in (*example.images, *example.videos):
+        if ref.startswith(GENERATED + "/"):
+            kept_generated.add(ref)
+            continue
+        target = media_dir / ref
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):  # another shard linked it first
+                try:
+                    os.link(resolve_inside(raw_dir, ref), target)
+                except OSError:
+                    shutil.copyfile(resolve_inside(raw_dir, ref), target)
+
+
+def _extract(example: Example, dataset: str, media_dir: Path, budget: MediaBudget, decoder: str) -> None:
+    """Pre-extract a kept record's sampled video frames (option `extract_frames`) and note them in its media."""
+    videos = example.media[len(example.images) :]
+    for ref, info in zip(example.videos, videos):
+        clip = VideoInfo(info["frames"], info["fps"], info["width"], info["height"])
+        frames = extract_frames(media_dir / ref, clip, media_dir / "frames" / ref, budget, decoder)
+        info.update(frames_dir=f"media/{dataset}/frames/{ref}", **frames)
+
+
+def _render_range(job: tuple) -> tuple[dict[str, str], set[str]]:
+    """Pass 2 over one contiguous range of examples: rendered records per split (returns their sha256 and the
+    generated media the kept records use), media placed, rejects for the dispositions."""
+    dataset, registry_path, style, examples, offset, reasons, splits, out, raw_dir, media_dir, budget, options = job
+    kept_generated: set[str] = set()
     maker = RecordMaker(load_registry(Path(registry_path))[dataset], style)
     handles = {code: _HashingWriter(Path(out) / f"{name}.jsonl") for code, name in enumerate(SPLITS)}
     with open(examples, "rb") as f, open(Path(out) / "rejects.jsonl", "wb") as rejects:
@@ -241,12 +320,16 @@ def _render_range(job: tuple[str, str, str, str, int, np.ndarray, np.ndarray, st
         for reason, split in tqdm(items, total=len(reasons), desc=f"{dataset} render", disable=None, leave=False):
             record_id, example = _unpack(f.readline())
             if reason == disp.KEEP:
+                if example.images or example.videos:
+                    _place_media(example, Path(raw_dir), Path(media_dir), kept_generated)
+                if example.videos and options.get("extract_frames"):
+                    _extract(example, dataset, Path(media_dir), budget, options.get("decoder", "decord"))
                 handles[split].write(orjson.dumps(maker.make(example, record_id, SPLITS[split])) + b"\n")
             elif reason != disp.CAPPED:
                 text = excerpt(example.text or example.source_id)
                 reject = Reject(example.file, example.line, disp.REASONS[reason], text)
                 rejects.write(_reject_line(dataset, reject, record_id))
-    return {SPLITS[code]: handle.close() for code, handle in handles.items()}
+    return {SPLITS[code]: handle.close() for code, handle in handles.items()}, kept_generated
 
 
 def _offsets(facts: Facts, rows: np.ndarray) -> list[int]:
@@ -272,7 +355,16 @@ def shard_name(split: str, shard: int, shards: int) -> str:
 
 
 def _pass2(
-    spec: DatasetSpec, stage: Path, style: str, reason: np.ndarray, split: np.ndarray, facts: Facts, processes: int
+    spec: DatasetSpec,
+    stage: Path,
+    style: str,
+    reason: np.ndarray,
+    split: np.ndarray,
+    facts: Facts,
+    processes: int,
+    raw_dir: Path,
+    budget: MediaBudget,
+    options: dict[str, Any],
 ) -> dict[str, dict[str, Any]]:
     """Render the kept examples into split shards and append disposition rejects.
 
@@ -292,14 +384,20 @@ def _pass2(
                 reason[lo:hi],
                 split[lo:hi],
                 str(stage / f"part-{i}"),
+                str(raw_dir),
+                str(stage / "media"),
+                budget,
+                options,
             )
         )
     workers = min(processes, len(jobs))
     if workers > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            digests = list(pool.map(_render_range, jobs))
+            results = list(pool.map(_render_range, jobs))
     else:
-        digests = [_render_range(job) for job in jobs]
+        results = [_render_range(job) for job in jobs]
+    digests = [digest for digest, _ in results]
+    _remove_unused_generated(stage / "media", set().union(*(kept for _, kept in results)))
     outputs: dict[str, dict[str, Any]] = {}
     with open(stage / "rejects.jsonl", "ab") as rejects:
         for i, ((lo, hi), digest) in enumerate(zip(ranges, digests)):
@@ -316,16 +414,29 @@ def _pass2(
     return outputs
 
 
-def _tally(facts: Facts, reason: np.ndarray, split: np.ndarray, file_stats: list[FileStats]) -> np.ndarray:
+def _remove_unused_generated(media_dir: Path, kept: set[str]) -> None:
+    """Generated media of rejected or capped records do not go into the corpus."""
+    generated = media_dir / GENERATED
+    if generated.is_dir():
+        for path in sorted(generated.rglob("*")):
+            if path.is_file() and path.relative_to(media_dir).as_posix() not in kept:
+                path.unlink()
+
+
+def _tally(
+    facts: Facts, reason: np.ndarray, split: np.ndarray, file_stats: list[FileStats]
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-file written / capped / rejected counts from the dispositions; returns kept counts per
-    (split, subtask/language group)."""
+    (split, subtask/language group) and visual tokens per split."""
     n_files, n_codes = len(file_stats), max(disp.REASONS) + 2
     per_file = np.zeros((n_codes, 2, n_files), dtype=np.int64)  # reason x primary x file
     kept = np.zeros((len(SPLITS), 1), dtype=np.int64)
-    for start, chunk in facts.chunks("file", "primary", "cap_group"):
+    tokens = np.zeros(len(SPLITS), dtype=np.int64)
+    for start, chunk in facts.chunks("file", "primary", "cap_group", "visual_tokens"):
         stop = start + len(chunk["file"])
         np.add.at(per_file, (reason[start:stop], chunk["primary"], chunk["file"]), 1)
         keep = reason[start:stop] == disp.KEEP
+        np.add.at(tokens, split[start:stop][keep], chunk["visual_tokens"][keep])
         groups = chunk["cap_group"][keep].astype(np.int64)
         if len(groups):
             kept = np.pad(kept, ((0, 0), (0, max(0, int(groups.max()) + 1 - kept.shape[1]))))
@@ -338,7 +449,7 @@ def _tally(facts: Facts, reason: np.ndarray, split: np.ndarray, file_stats: list
             if per_file[code, 1, f]:
                 stats.rejected[name] += int(per_file[code, 1, f])
             stats.derived_rejected += int(per_file[code, 0, f])
-    return kept
+    return kept, tokens
 
 
 def _counts(kept: np.ndarray, cap_keys: dict[int, tuple[str, str]]) -> dict[str, Any]:
@@ -358,6 +469,32 @@ def _check_accounting(dataset: str, files: dict[str, dict[str, Any]]) -> None:
             raise AssertionError(f"{dataset}: {rel}: {s['rows']} rows read but {accounted} accounted for")
 
 
+def _batches(items, size: int):
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _media_stats(media_dir: Path) -> dict[str, Any]:
+    """Counts of the media placed for the corpus, and one digest over the generated ones (determinism check)."""
+    files = sorted(p for p in media_dir.rglob("*") if p.is_file()) if media_dir.is_dir() else []
+    digest = hashlib.sha256()
+    generated = [p for p in files if p.relative_to(media_dir).parts[0] == GENERATED]
+    for path in generated:
+        digest.update(path.relative_to(media_dir).as_posix().encode() + b"\0" + sha256_file(path).encode())
+    return {
+        "files": len(files),
+        "bytes": sum(p.stat().st_size for p in files),
+        "generated": len(generated),
+        "generated_sha256": digest.hexdigest() if generated else None,
+    }
+
+
 def build_dataset(
     spec: DatasetSpec,
     raw_root: Path,
@@ -367,8 +504,9 @@ def build_dataset(
     caps: dict[str, int | None],
     options: dict[str, Any] | None = None,
     processes: int = 1,
+    budget: MediaBudget | None = None,
 ) -> dict[str, Any]:
-    """Build `spec` from `raw_root` into `stage/` (split JSONL, rejects.jsonl); returns its stats.
+    """Build `spec` from `raw_root` into `stage/` (split JSONL, media/, rejects.jsonl); returns its stats.
 
     Raises MissingData if the raw folder or its files are absent, RawFormatError for unreadable files.
     """
@@ -377,21 +515,27 @@ def build_dataset(
     if stage.exists():
         shutil.rmtree(stage)
     stage.mkdir(parents=True)
-    ctx = BuildContext(spec, raw_root, subtasks, {**spec.options, **(options or {})})
-    pass1 = _Pass1(spec, stage, style, subtasks)
+    ctx = BuildContext(spec, raw_root, subtasks, {**spec.options, **(options or {})}, stage=stage)
+    media = MediaChecker(budget or MediaBudget(), processes)
+    pass1 = _Pass1(spec, stage, style, subtasks, ctx.raw_dir, media)
+    items = tqdm(
+        spec.builder_module().build(ctx), desc=spec.key, unit=" rows", mininterval=1.0, disable=None, leave=False
+    )
     try:
-        for item in tqdm(
-            spec.builder_module().build(ctx), desc=spec.key, unit=" rows", mininterval=1.0, disable=None, leave=False
-        ):
-            pass1.add(item)
+        for batch in _batches(items, MEDIA_BATCH):
+            if spec.modality != "text":
+                pass1.prefetch_media(batch)
+            for item in batch:
+                pass1.add(item)
     finally:
+        media.close()
         facts = pass1.close()
     cap_keys = {code: key for key, code in pass1.cap_codes.items()}
     reason, split = disp.decide(facts, spec.splits, cap_keys, caps)
-    outputs = _pass2(spec, stage, style, reason, split, facts, processes)
+    outputs = _pass2(spec, stage, style, reason, split, facts, processes, ctx.raw_dir, media.budget, ctx.options)
     os.unlink(stage / "examples.jsonl")
     files = pass1.files
-    kept_counts = _tally(facts, reason, split, [files[f] for f in pass1.file_codes])
+    kept_counts, tokens = _tally(facts, reason, split, [files[f] for f in pass1.file_codes])
     shutil.rmtree(stage / "facts")
     stats = {
         "inputs": {
@@ -401,6 +545,8 @@ def build_dataset(
         "files": {rel: files[rel].as_dict() for rel in sorted(files)},
         "outputs": outputs,
         "counts": _counts(kept_counts, cap_keys),
+        "visual_tokens": {name: int(tokens[code]) for code, name in enumerate(SPLITS) if tokens[code]},
+        "media": _media_stats(stage / "media"),
     }
     _check_accounting(spec.key, stats["files"])
     return stats

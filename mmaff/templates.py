@@ -44,14 +44,20 @@ class Template:
     def name(self) -> str:
         return f"{self.style}/{self.family}"
 
+    def part_spec(self, part: Subtask) -> dict[str, Any]:
+        """The answer format of one part of a joint or two-step reply: by task, then by target type."""
+        declared = self.parts.get(part.task, {})
+        formats = declared.get("formats", {})
+        if part.target_type not in formats:
+            raise TemplateError(f"template {self.name} has no {part.target_type!r} format for {part.task} parts")
+        return {**({"title": declared["title"]} if "title" in declared else {}), **formats[part.target_type]}
+
     def answer_spec(self, subtask: Subtask, subtasks: dict[str, Subtask]) -> dict[str, Any]:
         if subtask.target_type == "joint":
-            return {
-                "format": "sections",
-                "parts": {subtasks[p].task: self.parts[subtasks[p].task] for p in subtask.parts},
-            }
+            parts = {subtasks[p].task: self.part_spec(subtasks[p]) for p in subtask.parts}
+            return {"format": "sections", "parts": parts}
         if subtask.asks:
-            return self.parts[subtasks[subtask.asks].task]
+            return self.part_spec(subtasks[subtask.asks])
         if subtask.target_type not in self.answers:
             raise TemplateError(f"template {self.name} has no answer format for {subtask.target_type!r}")
         return self.answers[subtask.target_type]
@@ -139,6 +145,7 @@ def prompt_context(
         "text": text if text is not None else "",
         "medium": spec.prompt.get("medium", spec.modality),
         "subject": spec.prompt.get("subject", spec.prompt.get("medium", spec.modality)),
+        "who": spec.prompt.get("who", f"the author of the {spec.prompt.get('subject', spec.modality)}"),
         "language": language,
         **_part_context(asked),
         **facet,
@@ -152,4 +159,4 @@ def prompt_context(
 
 def render_given(template: Template, spec: DatasetSpec, subtask: Subtask, given: dict[str, Any]) -> str:
     given_sub = spec.subtasks[subtask.given]
-    return render_answer(given[given_sub.task], template.parts[given_sub.task], given_sub.label_space(spec.subtasks))
+    return render_answer(given[given_sub.task], template.part_spec(given_sub), given_sub.label_space(spec.subtasks))
