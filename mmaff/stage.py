@@ -57,7 +57,10 @@ class BuildContext:
     def media_ref(self, relative: str) -> str:
         """Name a raw media file by its path inside the dataset folder, for Example.images / videos. The pipeline
         checks it (containment, existence, full decode) and links it into the corpus as media/<dataset>/<ref>."""
-        return relative.replace("\\", "/").lstrip("./") if not relative.startswith("../") else relative
+        ref = relative.replace("\\", "/")
+        while ref.startswith("./"):
+            ref = ref[2:]
+        return ref  # anything else, "../" included, is judged by the containment check
 
     def generated_media(self, subpath: str) -> tuple[Path, str]:
         """(where to write, ref) for a media file the builder creates, e.g. an image decoded from a CSV."""
@@ -241,7 +244,10 @@ class _Pass1:
     def _remember(self, item: Example, record_id: str, length: int) -> None:
         # the hot loop of a build: plain dict/array operations, no helper calls per field
         a, xxh = self.facts.columns, xxhash.xxh3_64_intdigest
-        dedup = item.dedup_text if item.dedup_text is not None else item.text
+        # text datasets dedup on the text; for images/videos the text (a transcript) is not the whole input
+        dedup = (
+            item.dedup_text if item.dedup_text is not None else (item.text if self.spec.modality == "text" else None)
+        )
         norm = normalise_for_dedup(dedup).encode("utf-8", "surrogatepass") if dedup else b""
         scope = (item.subtask, item.language, tuple(item.facet.values()), item.split)
         a["id_hash"].append(xxh(record_id.encode("utf-8", "surrogatepass")) or 1)

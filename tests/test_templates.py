@@ -29,6 +29,9 @@ def sample_golds(subtask, subtasks):
         return [float(lo), float(hi), round((lo + hi) / 2 + 0.1234, 3)]
     if t == "ordinal":
         return sorted(subtask.classes)
+    if t == "vad":
+        lo, hi = subtask.range
+        return [dict.fromkeys(subtask.dims, float(lo)), dict(zip(subtask.dims, (float(hi), 0.25, -0.5)))]
     if t == "open":
         return [["tired"], ["cansada", "feliz de verdad"]]
     if t == "joint":
