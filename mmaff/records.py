@@ -77,13 +77,23 @@ class RecordMaker:
         given_answer = (
             render_given(parts.template, self.spec, parts.subtask, example.given) if parts.subtask.given else None
         )
+        ctx_args = (
+            self.spec,
+            parts.subtask,
+            example.text,
+            example.facet,
+            example.given,
+            given_answer,
+            example.language,
+        )
+        if not example.text:  # no text at all (images): the template drops its text line, so no sentinel shape
+            return parts.template.user.render(prompt_context(*ctx_args)).strip()
         key = (example.subtask, tuple(example.facet.items()), given_answer, example.language)
         shape = self._prompts.get(key)
         if shape is None:  # one context per prompt shape; the renderer checks the template is linear in `text`
-            ctx = prompt_context(
-                self.spec, parts.subtask, example.text, example.facet, example.given, given_answer, example.language
+            return self.renderer.render(
+                parts.template, prompt_context(*ctx_args), shape_key=key, remember=self._prompts
             )
-            return self.renderer.render(parts.template, ctx, shape_key=key, remember=self._prompts)
         return shape.replace(SENTINEL, example.text or "")
 
     def _id(self, example: Example) -> str:

@@ -124,4 +124,4 @@ def test_corpus_loads_with_datasets_and_card_schema(sample):
     header = (sample.out / "README.md").read_text(encoding="utf-8").split("---\n")[1]
     card = yaml.safe_load(header)
     assert card["dataset_info"]["features"] == FEATURES._to_yaml_list()  # the plain-data schema is datasets' own
-    assert card["task_categories"] == ["text-classification"]
+    assert card["task_categories"] == ["image-classification", "text-classification", "video-classification"]
