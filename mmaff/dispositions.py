@@ -93,10 +93,17 @@ def assign_seeded_splits(facts: Facts, reason: np.ndarray, split: np.ndarray, cf
     smallest, sizes = _Smallest(want_test + want_val), np.zeros(0, dtype=np.int64)
     for start, chunk in facts.chunks("split_group", "split_hash"):
         rows = todo[start : start + len(chunk["split_hash"])]
-        groups = chunk["split_group"][rows].astype(np.int64)
-        sizes = np.pad(sizes, (0, max(0, int(groups.max(initial=-1)) + 1 - len(sizes))))
-        sizes[: len(np.bincount(groups))] += np.bincount(groups)
-        smallest.add(groups, chunk["split_hash"][rows])
+        smallest.add(chunk["split_group"][rows].astype(np.int64), chunk["split_hash"][rows])
+
+    def unassigned(start: int, chunk: dict[str, np.ndarray]) -> np.ndarray:
+        return todo[start : start + len(chunk["split_hash"])]
+
+    # group sizes count source rows (distinct seeded hashes), not records: a row may give several records
+    for bucket in facts.buckets("split_hash", ("split_group",), unassigned):
+        pairs = np.unique(np.stack([bucket["split_group"].astype(np.uint64), bucket["split_hash"]]), axis=1)
+        counts = np.bincount(pairs[0].astype(np.int64))
+        sizes = np.pad(sizes, (0, max(0, len(counts) - len(sizes))))
+        sizes[: len(counts)] += counts
     cap = np.floor(sizes * float(cfg.get("max_fraction", 0.2))).astype(np.int64)
     n_test, n_val = np.minimum(want_test, cap), np.minimum(want_val, cap)
     test_at = {g: smallest.threshold(g, int(n_test[g]) - 1) for g in range(len(sizes))}
