@@ -88,6 +88,7 @@ CHSIMS_ROWS: list = [
     ("video_0005", "1", "  ", "-0.6", "-0.6", "-0.6", "-0.6", "Negative", "test"),  # empty text
     ("video_0005", "2", "唉，算了吧。", "-0.6000000001", "-0.8", "-0.4", "-0.6", "Negative", "test"),
     "video_0005,3,多了一列,0.2,0.2,0.2,0.2,Positive,test,extra",
+    ("../../../etc", "1", "路径穿越。", "0.2", "0.2", "0.2", "0.2", "Positive", "train"),  # leaves the folder
 ]
 CHSIMS_CLIPS = [
     "video_0001/0001", "video_0001/0002", "video_0001/0003", "video_0002/0001", "video_0002/0002",

@@ -61,9 +61,10 @@ def test_chsims_fixture(tmp_path):
         13: "missing_media",
         14: "empty_text",
         16: "bad_column_count",
+        17: "bad_id",  # video_id "../../../etc": a path-traversal row never reaches the file system
     }
     stats = built.files("chsims")["chsims/label.csv"]
-    assert stats["rows"] == 15 and stats["written"] == 10 and stats["derived_written"] == 20
+    assert stats["rows"] == 16 and stats["written"] == 10 and stats["derived_written"] == 20
     assert stats["derived_rejected"] == 2  # the missing clip's SI and SP+SI
 
 
