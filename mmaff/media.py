@@ -149,14 +149,35 @@ def video_tokens(info: VideoInfo, budget: MediaBudget = MediaBudget(), frames: i
     return math.ceil(n / TEMPORAL_PATCH) * (h // PATCH) * (w // PATCH) // (MERGE * MERGE)
 
 
-def decode_frames(path: Path, indices: list[int], decoder: str = "decord") -> list[Any]:
-    """RGB frames (H x W x 3 uint8 arrays) at the given indices; decord seeks, PyAV decodes in order."""
+DECODERS = ("torchcodec", "decord", "pyav")  # fastest first (BENCHMARKS.md)
+
+
+def available_decoder(preferred: str = "auto") -> str:
+    """`preferred`, or for "auto" the fastest decoder that imports here (torchcodec needs FFmpeg libraries)."""
+    if preferred != "auto":
+        return preferred
+    for name in DECODERS[:-1]:
+        try:
+            __import__("torchcodec.decoders" if name == "torchcodec" else name)
+            return name
+        except (ImportError, OSError, RuntimeError):
+            continue
+    return "pyav"
+
+
+def decode_frames(path: Path, indices: list[int], decoder: str = "auto") -> list[Any]:
+    """RGB frames (H x W x 3 uint8 arrays) at the given indices with torchcodec, decord (both seek) or PyAV."""
+    decoder = available_decoder(decoder)
+    if decoder == "torchcodec":
+        from torchcodec.decoders import VideoDecoder
+
+        return list(VideoDecoder(str(path)).get_frames_at(indices).data.permute(0, 2, 3, 1).numpy())
     if decoder == "decord":
         import decord
 
         return list(decord.VideoReader(str(path), num_threads=1).get_batch(indices).asnumpy())
     if decoder != "pyav":
-        raise ValueError(f"unknown decoder {decoder!r} (decord or pyav)")
+        raise ValueError(f"unknown decoder {decoder!r} (one of {DECODERS} or auto)")
     import av
 
     wanted, frames = set(indices), {}
@@ -183,7 +204,11 @@ def extract_frames(
             tmp = out_dir / f".{index:06d}.png.{os.getpid()}"
             Image.fromarray(frame).save(tmp, format="PNG")
             os.replace(tmp, out_dir / f"{index:06d}.png")  # atomic: shards may extract the same clip
-    return {"frame_indices": indices, "timestamps": [round(i / info.fps, 6) for i in indices]}
+    return {
+        "frame_indices": indices,
+        "timestamps": [round(i / info.fps, 6) for i in indices],
+        "decoder": available_decoder(decoder),
+    }
 
 
 def describe(path: str, kind: str, budget: MediaBudget) -> dict[str, Any]:

@@ -329,7 +329,7 @@ def _render_range(job: tuple) -> tuple[dict[str, str], set[str]]:
                 if example.images or example.videos:
                     _place_media(example, Path(raw_dir), Path(media_dir), kept_generated)
                 if example.videos and options.get("extract_frames"):
-                    _extract(example, dataset, Path(media_dir), budget, options.get("decoder", "decord"))
+                    _extract(example, dataset, Path(media_dir), budget, options.get("decoder", "auto"))
                 handles[split].write(orjson.dumps(maker.make(example, record_id, SPLITS[split])) + b"\n")
             elif reason != disp.CAPPED:
                 text = excerpt(example.text or example.source_id)

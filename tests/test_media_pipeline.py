@@ -133,8 +133,10 @@ def test_video_media_in_the_pipeline(tmp_path, monkeypatch):
     assert manifest["media_budget"]["video_fps"] == 2.0 and manifest["datasets"]["meld"]["media"]["files"] == 1
 
 
-@pytest.mark.parametrize("decoder", ["decord", "pyav"])
+@pytest.mark.parametrize("decoder", ["decord", "pyav", "torchcodec"])
 def test_frame_pre_extraction(tmp_path, monkeypatch, decoder):
+    if decoder == "torchcodec":
+        pytest.importorskip("torchcodec.decoders", exc_type=ImportError)  # optional: needs FFmpeg libraries
     raw = tmp_path / "raw" / "meld"
     (raw / "train_splits").mkdir(parents=True)
     (raw / "train_sent_emo.csv").write_text("x\n", encoding="utf-8")
@@ -146,7 +148,7 @@ def test_frame_pre_extraction(tmp_path, monkeypatch, decoder):
         build(tmp_path / "raw", tmp_path / out, mixture, workers=1, use_cache=False, log=lambda *_: None)
     media = Built(tmp_path / "a").records["meld/en/EC/dia0_utt0"]["media"][0]
     assert media["frame_indices"] == [0, 5, 10, 15, 20, 25] and media["timestamps"] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
-    assert media["frames_dir"] == "media/meld/frames/train_splits/dia0_utt0.mp4"
+    assert media["frames_dir"] == "media/meld/frames/train_splits/dia0_utt0.mp4" and media["decoder"] == decoder
     pngs = sorted((tmp_path / "a" / media["frames_dir"]).glob("*.png"))
     assert [p.name for p in pngs] == [f"{i:06d}.png" for i in media["frame_indices"]]
     assert Image.open(pngs[1]).size == (64, 48)
