@@ -20,7 +20,7 @@ Warts handled:
   - Float noise in `label` ("-0.6000000001") is tolerated within 1e-6 of a multiple of 0.2; the gold is
     the value rounded to one decimal (MMAFFBen's SI answers are these 11 values).
   - Media are not probed here: a missing, empty or broken clip is the pipeline's reject at the CSV row.
-  - Transcripts are not used for duplicate detection (`dedup_text=""`): short lines recur across
+  - Transcripts are not used for duplicate detection (the pipeline's rule for media datasets): short lines recur across
     different clips, and the clip, not the line, is the input.
 
 Records, per row: SP (polarity3), SI (real in [-1, 1]) and the joint SP+SI (gold {"SP": ..., "SI": ...}).
@@ -42,26 +42,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmaff.rawio import MissingData, RawFormatError, clean_text, read_csv
-from mmaff.schema import Example, Reject, excerpt
+from mmaff.rawio import MissingData, RawFormatError, clean_text, parse_rows, read_csv
+from mmaff.schema import Example, Reject, RowError
 from mmaff.stage import BuildContext
 
 HEADER = ["video_id", "clip_id", "text", "label", "label_T", "label_A", "label_V", "annotation", "mode"]
 LABEL_FILE = "label.csv"
 NESTED_DIR = "SIMS"
 MEDIA_DIR = "Raw"
-RECORD_ORDER = ("SP", "SI", "SP+SI")  # the first wanted one is the row's primary record
 STEP, TOLERANCE = 0.2, 1e-6
 _NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
 _VIDEO_ID = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$")
 _CLIP_ID = re.compile(r"^[0-9]+$")
 _ANNOTATIONS = {"negative": "negative", "neutral": "neutral", "positive": "positive"}
-
-
-class _Skip(Exception):
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(reason)
-        self.reason, self.detail = reason, detail
 
 
 @dataclass(frozen=True)
@@ -96,16 +89,16 @@ class Clip:
 
 
 def parse_score(value: str) -> float:
-    """The overall label rounded to one decimal; _Skip("bad_score") unless it is a multiple of 0.2 in [-1, 1]."""
+    """The overall label rounded to one decimal; RowError("bad_score") unless it is a multiple of 0.2 in [-1, 1]."""
     value = value.strip()
     number = float(value) if _NUMBER.match(value) else math.nan
     if not math.isfinite(number):
-        raise _Skip("bad_score", f"label {value!r} is not a number")
+        raise RowError("bad_score", f"label {value!r} is not a number")
     if not -1 - TOLERANCE <= number <= 1 + TOLERANCE:
-        raise _Skip("bad_score", f"label {number} outside [-1, 1]")
+        raise RowError("bad_score", f"label {number} outside [-1, 1]")
     steps = round(number / STEP)
     if abs(number - steps * STEP) > TOLERANCE:
-        raise _Skip("bad_score", f"label {number} is not a multiple of {STEP}")
+        raise RowError("bad_score", f"label {number} is not a multiple of {STEP}")
     return round(steps * STEP, 1) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
@@ -115,17 +108,17 @@ def _unimodal(value: str) -> float | str:
 
 
 def parse_row(fields: list[str], split_map: dict[str, str]) -> Clip:
-    """One label.csv row as a Clip; raises _Skip(reason) for a bad row."""
+    """One label.csv row as a Clip; raises RowError(reason) for a bad row."""
     video_id, clip_id, text, label, label_t, label_a, label_v, annotation, mode = (f.strip() for f in fields)
     if not _VIDEO_ID.match(video_id) or video_id in (".", ".."):
-        raise _Skip("bad_id", f"video_id {video_id!r}")
+        raise RowError("bad_id", f"video_id {video_id!r}")
     if not _CLIP_ID.match(clip_id):
-        raise _Skip("bad_id", f"clip_id {clip_id!r} is not a non-negative integer")
+        raise RowError("bad_id", f"clip_id {clip_id!r} is not a non-negative integer")
     if mode not in split_map:
-        raise _Skip("bad_split", f"mode {mode!r} is not one of {sorted(split_map)}")
+        raise RowError("bad_split", f"mode {mode!r} is not one of {sorted(split_map)}")
     text = clean_text(text)
     if not text:
-        raise _Skip("empty_text")
+        raise RowError("empty_text")
     return Clip(
         video_id=video_id,
         clip_id=int(clip_id),
@@ -149,19 +142,12 @@ def _label_file(ctx: BuildContext) -> Path:
 
 
 def _examples(ctx: BuildContext, clip: Clip, rel: str, line: int, video: str) -> Iterator[Example]:
-    """The row's records: the first wanted of SP / SI / SP+SI is primary, the rest derived."""
+    """The row's records, SP / SI / SP+SI as wanted (the first is the row's primary record)."""
     tasks = ctx.spec.subtasks
-    golds = {
-        "SP": clip.polarity,
-        "SI": clip.score,
-        "SP+SI": {tasks["SP"].task: clip.polarity, tasks["SI"].task: clip.score},
-    }
-    wanted = [s for s in RECORD_ORDER if ctx.wants(s)] or ["SP"]
-    language = ctx.spec.languages[0]
-    for i, subtask in enumerate(wanted):
-        yield Example(source_id=clip.source_id, subtask=subtask, language=language, gold=golds[subtask], file=rel,
-                      line=line, text=clip.text, split=clip.split, meta=clip.meta(), dedup_text="",
-                      videos=[video], primary=i == 0)  # fmt: skip
+    golds = {"SP": clip.polarity, "SI": clip.score,
+             "SP+SI": {tasks["SP"].task: clip.polarity, tasks["SI"].task: clip.score}}  # fmt: skip
+    yield from ctx.row_examples(golds, source_id=clip.source_id, language=ctx.spec.languages[0], file=rel,
+                                line=line, text=clip.text, split=clip.split, meta=clip.meta(), videos=[video])  # fmt: skip
 
 
 def build(ctx: BuildContext) -> Iterator[Example | Reject]:
@@ -169,14 +155,9 @@ def build(ctx: BuildContext) -> Iterator[Example | Reject]:
     rel = ctx.track(path)
     base = path.parent.relative_to(ctx.raw_dir)
     split_map = ctx.spec.splits["map"]
-    for item in read_csv(path, rel, HEADER):
+    for item in parse_rows(read_csv(path, rel, HEADER), rel, lambda fields: parse_row(fields, split_map)):
         if isinstance(item, Reject):
             yield item
             continue
-        line, fields = item
-        try:
-            clip = parse_row(fields, split_map)
-        except _Skip as skip:
-            yield Reject(rel, line, skip.reason, excerpt(",".join(fields)), skip.detail)
-            continue
+        line, clip = item
         yield from _examples(ctx, clip, rel, line, ctx.media_ref((base / clip.media_path).as_posix()))

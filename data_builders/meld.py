@@ -24,7 +24,7 @@ Warts handled:
     are never looked at.
   - The MELD_Dyadic variant (header with Old_Dialogue_ID / Old_Utterance_ID) is a different dataset:
     its header raises RawFormatError naming it.
-  - Transcripts are not used for duplicate detection (`dedup_text=""`): short lines such as "Okay." recur
+  - Transcripts are not used for duplicate detection (the pipeline's rule for media datasets): short lines such as "Okay." recur
     across many different clips, and the clip, not the line, is the input.
 
 Records, per row: MELD's emotion mapped to ekman7 (joy -> happiness, the rest by name) for EC, its
@@ -46,8 +46,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmaff.rawio import MissingData, RawFormatError, clean_text, read_csv
-from mmaff.schema import Example, Reject, excerpt
+from mmaff.rawio import MissingData, RawFormatError, clean_text, parse_rows, read_csv
+from mmaff.schema import Example, Reject, RowError
 from mmaff.stage import BuildContext
 
 HEADER = [
@@ -64,15 +64,8 @@ NESTED_DIR = "MELD.Raw"
 EMOTIONS = {"neutral": "neutral", "joy": "happiness", "sadness": "sadness", "anger": "anger",
             "surprise": "surprise", "fear": "fear", "disgust": "disgust"}  # fmt: skip
 SENTIMENTS = ("neutral", "positive", "negative")
-RECORD_ORDER = ("EC", "SP", "EC+SP")  # the first wanted one is the row's primary record
 _TIME = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2})[,.](\d{1,3})$")
 _ID = re.compile(r"^[0-9]+$")
-
-
-class _Skip(Exception):
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(reason)
-        self.reason, self.detail = reason, detail
 
 
 @dataclass(frozen=True)
@@ -125,24 +118,24 @@ def _int_or_text(value: str) -> int | str:
 def _id(value: str, column: str) -> int:
     value = value.strip()
     if not _ID.match(value):
-        raise _Skip("bad_id", f"{column} {value!r} is not a non-negative integer")
+        raise RowError("bad_id", f"{column} {value!r} is not a non-negative integer")
     return int(value)
 
 
 def _label(value: str, allowed: dict[str, str], column: str) -> str:
     key = value.strip().lower()
     if key not in allowed:
-        raise _Skip("label_not_in_label_set", f"{column} {value!r} is not one of {sorted(allowed)}")
+        raise RowError("label_not_in_label_set", f"{column} {value!r} is not one of {sorted(allowed)}")
     return allowed[key]
 
 
 def parse_row(fields: list[str]) -> Utterance:
-    """One CSV row (the 11 columns of HEADER) as an Utterance; raises _Skip(reason) for a bad row."""
+    """One CSV row (the 11 columns of HEADER) as an Utterance; raises RowError(reason) for a bad row."""
     _, utterance, speaker, emotion, sentiment, dialogue, turn, season, episode, start, end = fields
     dialogue_id, utterance_id = _id(dialogue, "Dialogue_ID"), _id(turn, "Utterance_ID")
     text = clean_text(utterance)
     if not text:
-        raise _Skip("empty_text")
+        raise RowError("empty_text")
     return Utterance(
         text=text,
         speaker=clean_text(speaker),
@@ -181,19 +174,12 @@ def _base(ctx: BuildContext) -> Path:
 def _examples(
     ctx: BuildContext, row: Utterance, rel: str, line: int, source_id: str, split: str, video: str
 ) -> Iterator[Example]:
-    """The row's records: the first wanted of EC / SP / EC+SP is primary, the rest derived."""
+    """The row's records, EC / SP / EC+SP as wanted (the first is the row's primary record)."""
     tasks = ctx.spec.subtasks
-    golds = {
-        "EC": row.emotion,
-        "SP": row.sentiment,
-        "EC+SP": {tasks["EC"].task: row.emotion, tasks["SP"].task: row.sentiment},
-    }
-    wanted = [s for s in RECORD_ORDER if ctx.wants(s)] or ["EC"]
-    language = ctx.spec.languages[0]
-    for i, subtask in enumerate(wanted):
-        yield Example(source_id=source_id, subtask=subtask, language=language, gold=golds[subtask], file=rel,
-                      line=line, text=row.text, split=split, meta=row.meta(), dedup_text="", videos=[video],
-                      primary=i == 0)  # fmt: skip
+    golds = {"EC": row.emotion, "SP": row.sentiment,
+             "EC+SP": {tasks["EC"].task: row.emotion, tasks["SP"].task: row.sentiment}}  # fmt: skip
+    yield from ctx.row_examples(golds, source_id=source_id, language=ctx.spec.languages[0], file=rel, line=line,
+                                text=row.text, split=split, meta=row.meta(), videos=[video])  # fmt: skip
 
 
 def _rows(ctx: BuildContext, path: Path, source_split: str, folder: str) -> Iterator[Example | Reject]:
@@ -201,16 +187,11 @@ def _rows(ctx: BuildContext, path: Path, source_split: str, folder: str) -> Iter
     check_header(path, rel)
     split = ctx.spec.splits["map"][source_split]
     clip_dir = path.parent.relative_to(ctx.raw_dir) / folder
-    for item in read_csv(path, rel, HEADER):
+    for item in parse_rows(read_csv(path, rel, HEADER), rel, parse_row):
         if isinstance(item, Reject):
             yield item
             continue
-        line, fields = item
-        try:
-            row = parse_row(fields)
-        except _Skip as skip:
-            yield Reject(rel, line, skip.reason, excerpt(",".join(fields)), skip.detail)
-            continue
+        line, row = item
         video = ctx.media_ref((clip_dir / row.clip_name).as_posix())
         source_id = f"{source_split}-{row.clip_name.removesuffix('.mp4')}"
         yield from _examples(ctx, row, rel, line, source_id, split, video)

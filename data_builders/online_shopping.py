@@ -12,14 +12,13 @@ duplicate rows (duplicate_id) and repeated texts (duplicate_text).
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from mmaff.rawio import RawFormatError, clean_text, read_csv
+from mmaff.rawio import RawFormatError, clean_text, content_id, read_csv
 from mmaff.schema import Example, Reject, excerpt
 from mmaff.stage import BuildContext
 
@@ -27,10 +26,6 @@ CSV_NAME = "online_shopping_10_cats.csv"
 ZIP_NAME = "online_shopping_10_cats.zip"
 HEADER = ["cat", "label", "review"]
 POLARITY = {"0": "negative", "1": "positive"}
-
-
-def content_id(*fields: str) -> str:
-    return hashlib.sha1("\x1f".join(fields).encode("utf-8")).hexdigest()[:16]
 
 
 def _zip_member(path: Path, rel: str) -> str:

@@ -24,7 +24,7 @@ neutral must stand alone.
 Language and split come from the split file an utterance is listed in: language = LANG lower-cased, split
 via the registry map (train / valid -> validation / test). The tsv `language` column (a code or an English
 name) is cross-checked when not empty. Text = the transcript (null when empty; it is shown as `Content:`).
-Text dedup is switched off (`dedup_text = ""`): short lines such as "Yes." recur in different clips, which
+Transcripts are not used for dedup (the pipeline's rule for media datasets): lines such as "Yes." recur in different clips, which
 are different items; the utterance id keeps records unique. Video = media_ref(`<LANG>/<utterance_id>.mp4`);
 the pipeline checks it (missing_media, undecodable_video, too_short_video, ...).
 
@@ -280,7 +280,6 @@ def _example(
         text=_cell(row.get("transcript")) or None,
         split=ctx.spec.splits["map"][split],
         meta=meta,
-        dedup_text="",
         videos=[clips.ref(lang, uid)],
     )
 

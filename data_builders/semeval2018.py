@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from mmaff.rawio import MissingData, RawFormatError, clean_text, read_tsv
-from mmaff.schema import Example, Reject, excerpt
+from mmaff.schema import Example, Reject, RowError, excerpt
 from mmaff.stage import BuildContext
 
 SUBTASK_ORDER = ("E-c", "V-reg", "EI-reg", "EI-oc", "V-oc")  # E-c before V-reg: the joint records need its golds
@@ -75,12 +75,6 @@ class RawFile:
     emotion: str | None
     split: str  # source split: train | dev | test
     gold: bool  # named -gold
-
-
-class _Skip(Exception):
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(reason)
-        self.reason, self.detail = reason, detail
 
 
 def _parse_name(path: Path) -> RawFile | None:
@@ -149,37 +143,37 @@ def _header(raw: RawFile, rel: str, ec_labels: tuple[str, ...]) -> tuple[list[st
 def _number(value: str, low: float, high: float) -> float:
     value = value.strip()
     if not _SCORE.match(value) or not math.isfinite(score := float(value)):
-        raise _Skip("bad_score", f"score {value!r}")
+        raise RowError("bad_score", f"score {value!r}")
     if not low <= score <= high:
-        raise _Skip("score_out_of_range", f"score {score} outside [{low}, {high}]")
+        raise RowError("score_out_of_range", f"score {score} outside [{low}, {high}]")
     return score
 
 
 def _class(value: str, classes: dict[int, str]) -> int:
     m = _CLASS.match(value)
     if not m or int(m[1]) not in classes:
-        raise _Skip("bad_class", f"class {value!r}")
+        raise RowError("bad_class", f"class {value!r}")
     return int(m[1])
 
 
 def _gold(ctx: BuildContext, raw: RawFile, source_id: str, text: str, values: list[str], columns: list[str]) -> Any:
     labels_given = values if raw.subtask == "E-c" else values[1:]
     if raw.split == "test" and all(v.strip().upper() == "NONE" for v in labels_given):
-        raise _Skip("unlabelled_test", "unlabelled test release (labels NONE)")
+        raise RowError("unlabelled_test", "unlabelled test release (labels NONE)")
     if "-mystery-" in source_id.lower():
-        raise _Skip("semeval_mystery_row", "Equity Evaluation Corpus row with a placeholder score")
+        raise RowError("semeval_mystery_row", "Equity Evaluation Corpus row with a placeholder score")
     if not text:
-        raise _Skip("empty_text")
+        raise RowError("empty_text")
     sub = ctx.spec.subtasks[raw.subtask]
     if raw.subtask == "E-c":
         flags = [v.strip() for v in values]
         if any(f not in ("0", "1") for f in flags):
-            raise _Skip("bad_label", f"E-c values {flags}")
+            raise RowError("bad_label", f"E-c values {flags}")
         found = {label for label, flag in zip(columns, flags, strict=True) if flag == "1"}
         return [label for label in sub.label_set.labels if label in found]
     dimension, expected = values[0].strip().lower(), raw.emotion or "valence"
     if dimension != expected:
-        raise _Skip("dimension_mismatch", f"Affect Dimension {values[0]!r} in a {expected} file")
+        raise RowError("dimension_mismatch", f"Affect Dimension {values[0]!r} in a {expected} file")
     return _number(values[1], *sub.range) if sub.target_type == "real" else _class(values[1], sub.classes)
 
 
@@ -195,7 +189,7 @@ def _rows(ctx: BuildContext, raw: RawFile, rel: str) -> Iterator[Example | Rejec
         source_id, text = fields[0].strip(), clean_text(fields[1])
         try:
             gold = _gold(ctx, raw, source_id, text, fields[2:], columns)
-        except _Skip as skip:
+        except RowError as skip:
             yield Reject(rel, line, skip.reason, excerpt("\t".join(fields)), skip.detail)
             continue
         yield Example(source_id=source_id, subtask=raw.subtask, language=raw.language, gold=gold, file=rel,

@@ -11,20 +11,15 @@ duplicate rows (duplicate_id) and repeated texts (duplicate_text).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 
-from mmaff.rawio import clean_text, read_csv
+from mmaff.rawio import clean_text, content_id, read_csv
 from mmaff.schema import Example, Reject, excerpt
 from mmaff.stage import BuildContext
 
 CSV_NAME = "weibo_senti_100k.csv"
 HEADER = ["label", "review"]
 POLARITY = {"0": "negative", "1": "positive"}
-
-
-def content_id(*fields: str) -> str:
-    return hashlib.sha1("\x1f".join(fields).encode("utf-8")).hexdigest()[:16]
 
 
 def build(ctx: BuildContext) -> Iterator[Example | Reject]:

@@ -23,12 +23,11 @@ is pandas' `nan`), unknown_language (prefix not in the registry list), undecodab
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from mmaff.rawio import clean_text, read_lines
+from mmaff.rawio import clean_text, content_id, read_lines
 from mmaff.schema import Example, Reject, excerpt
 from mmaff.stage import BuildContext
 
@@ -112,7 +111,7 @@ def _file_items(ctx: BuildContext, path: Path, subset: str, language: str, order
             continue
         names = {XED_IDS[i] for i in ids}
         gold = [name for name in order if name in names]
-        source_id = f"{language}-{hashlib.sha1(text.encode()).hexdigest()[:16]}"
+        source_id = f"{language}-{content_id(text)}"
         yield Example(source_id, "EC", language, gold, rel, line, text=text, subset=subset, meta=meta)
 
 

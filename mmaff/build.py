@@ -73,8 +73,6 @@ def load_mixture(path: Path, registry: dict[str, DatasetSpec]) -> tuple[dict[str
         if key not in registry:
             raise BuildError(f"{path}: unknown dataset {key!r} (not in data_builders/registry.yaml)")
         cfg = cfg or {}
-        if registry[key].planned:
-            raise BuildError(f"{path}: {key} is registered but its builder is not written yet (planned: true)")
         if set(cfg) - _ENTRY_KEYS:
             raise BuildError(
                 f"{path}: {key}: unknown keys {sorted(set(cfg) - _ENTRY_KEYS)} (allowed: {sorted(_ENTRY_KEYS)})"

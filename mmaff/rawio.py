@@ -7,13 +7,17 @@ row silently. Structural problems that make a whole file unreadable raise `RawFo
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
-from mmaff.schema import Reject, excerpt
+from mmaff.schema import Reject, RowError, excerpt
+
+T = TypeVar("T")
 
 csv.field_size_limit(sys.maxsize)
 _BOM = "\ufeff"
@@ -30,6 +34,11 @@ class RawFormatError(ValueError):
 
 class MissingData(FileNotFoundError):
     """The dataset folder exists but lacks the files the builder needs."""
+
+
+def content_id(*fields: str) -> str:
+    """A stable source id for sources that have none: 16 hex of sha1 over the fields (never a row position)."""
+    return hashlib.sha1("\x1f".join(fields).encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def clean_text(text: str) -> str:
@@ -112,6 +121,21 @@ def read_csv(
                 )
                 continue
             yield number, row
+
+
+def parse_rows(
+    rows: Iterator[tuple[int, list[str]] | Reject], rel: str, parse: Callable[[list[str]], T], separator: str = ","
+) -> Iterator[tuple[int, T] | Reject]:
+    """Apply a builder's row parser to reader output: (line, parsed row), or a Reject where it raises RowError."""
+    for item in rows:
+        if isinstance(item, Reject):
+            yield item
+            continue
+        line, fields = item
+        try:
+            yield line, parse(fields)
+        except RowError as err:
+            yield Reject(rel, line, err.reason, excerpt(separator.join(fields)), err.detail)
 
 
 def read_json_array(path: Path, rel: str) -> Iterator[tuple[int, dict] | Reject]:

@@ -89,7 +89,6 @@ class DatasetSpec:
     prompt: dict[str, str] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
-    planned: bool = False  # registered, builder not written yet: not buildable
 
     def builder_module(self) -> ModuleType:
         return importlib.import_module(f"data_builders.{self.builder}")
@@ -152,7 +151,6 @@ def _dataset(key: str, raw: dict[str, Any], label_sets: dict[str, LabelSet]) -> 
         prompt=raw.get("prompt", {}),
         options=raw.get("options", {}),
         notes=raw.get("notes", ""),
-        planned=bool(raw.get("planned", False)),
     )
 
 

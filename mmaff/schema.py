@@ -103,6 +103,14 @@ class Example:
     media: list[dict[str, Any]] = field(default_factory=list)  # filled by the pipeline: size, frames, tokens per item
 
 
+class RowError(ValueError):
+    """Raised by a builder's row parser for a bad row; the builder turns it into a Reject at that row."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason)
+        self.reason, self.detail = reason, detail
+
+
 @dataclass
 class Reject:
     """An input row that produced no record, with the reason and where it was."""

@@ -15,6 +15,7 @@ import hashlib
 import os
 import shutil
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,14 @@ class BuildContext:
         rel = path.relative_to(self.raw_root).as_posix()
         self.inputs[rel] = path
         return rel
+
+    def row_examples(self, golds: dict[str, Any], **fields: Any) -> Iterator[Example]:
+        """The records of one raw row that feeds several subtasks: one per wanted subtask, in `golds` order; the
+        first is the row's primary record, the others are derived (`primary=False`) so the row counts once."""
+        # none wanted: still one record, which the pipeline counts as an excluded row rather than losing it
+        wanted = [subtask for subtask in golds if self.wants(subtask)] or [next(iter(golds))]
+        for i, subtask in enumerate(wanted):
+            yield Example(subtask=subtask, gold=golds[subtask], primary=i == 0, **fields)
 
     def find(self, *patterns: str, required: bool = True) -> list[Path]:
         """Files under the dataset folder matching any glob pattern, sorted; MissingData if none and required."""

@@ -68,3 +68,17 @@ def assert_accounting(built: Built, dataset: str) -> None:
 
 def registry_spec(dataset: str):
     return load_registry()[dataset]
+
+
+def csv_rows(path: Path, header: list[str]) -> list[tuple[int, list[str]]]:
+    """(start line, fields) of every CSV data row, read independently of the builders (stdlib csv)."""
+    import csv
+
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.reader(f)
+        assert next(reader) == header
+        rows, start = [], 2
+        for row in reader:
+            rows.append((start, row))
+            start = reader.line_num + 1
+    return rows

@@ -14,7 +14,7 @@ from test_media import _mp4, _png
 
 from mmaff.build import build
 from mmaff.media import image_tokens, probe_video, video_tokens
-from mmaff.registry import DatasetSpec, load_registry
+from mmaff.registry import DatasetSpec
 from mmaff.schema import Example
 
 
@@ -46,8 +46,6 @@ def image_raw(tmp_path):
 
 def _with_builder(monkeypatch, function):
     monkeypatch.setattr(DatasetSpec, "builder_module", lambda self: types.SimpleNamespace(build=function))
-    for key in ("cfaps", "meld"):  # registered as planned until their builders land; buildable here
-        monkeypatch.setitem(load_registry()[key].__dict__, "planned", False)
 
 
 def test_image_media_in_the_pipeline(tmp_path, image_raw, monkeypatch):

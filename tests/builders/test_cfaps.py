@@ -1,4 +1,3 @@
-import dataclasses
 import shutil
 from pathlib import Path
 
@@ -6,7 +5,6 @@ import pytest
 from helpers import assert_accounting, build_datasets, registry_spec
 from PIL import Image
 
-import mmaff.build
 from data_builders import cfaps
 from mmaff.build import SAMPLE_RAW
 from mmaff.rawio import MissingData, RawFormatError
@@ -62,20 +60,6 @@ RATING_REJECTS = {
     22: "rating_without_image",
     23: "duplicate_rating",
 }
-
-
-@pytest.fixture(autouse=True)
-def buildable(monkeypatch):
-    """cfaps stays `planned: true` in the registry until it joins the default mixture; build it anyway
-    (a no-op once the flag is gone)."""
-    real = mmaff.build.load_registry
-
-    def load_registry(*args, **kwargs):
-        registry = dict(real(*args, **kwargs))
-        registry["cfaps"] = dataclasses.replace(registry["cfaps"], planned=False)
-        return registry
-
-    monkeypatch.setattr(mmaff.build, "load_registry", load_registry)
 
 
 def direct(raw_root: Path, stage: Path, subtasks=("EC", "EI")) -> list[Example | Reject]:

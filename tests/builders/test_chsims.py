@@ -5,7 +5,7 @@ from helpers import assert_accounting, build_datasets
 
 from data_builders import chsims
 from mmaff.build import SAMPLE_RAW, BuildError
-from mmaff.registry import load_registry
+from mmaff.schema import RowError
 
 GOLDS = {  # source id: (split, SI gold, SP gold, transcript)
     "video_0001_0001": ("train", -0.8, "negative", "我真的受不了了。"),
@@ -20,12 +20,6 @@ GOLDS = {  # source id: (split, SI gold, SP gold, transcript)
     "video_0005_0002": ("test", -0.6, "negative", "唉，算了吧。"),  # -0.6000000001 in the file
 }
 SPLIT_MAP = {"train": "train", "valid": "validation", "test": "test"}
-
-
-@pytest.fixture(autouse=True)
-def _buildable(monkeypatch):
-    """CH-SIMS may still be registered as planned (kept out of the default mixture); it builds here."""
-    monkeypatch.setitem(load_registry()["chsims"].__dict__, "planned", False)
 
 
 def test_chsims_fixture(tmp_path):
@@ -99,7 +93,7 @@ def test_parse_score(value, expected):
 
 @pytest.mark.parametrize("value", ["0.3", "1.2", "-1.2", "", "abc", "nan", "inf", "0.1", "0.21"])
 def test_parse_score_rejects(value):
-    with pytest.raises(chsims._Skip) as err:
+    with pytest.raises(RowError) as err:
         chsims.parse_score(value)
     assert err.value.reason == "bad_score"
 
@@ -120,6 +114,6 @@ def test_parse_row():
                                  (8, "dev", "bad_split"), (2, " ", "empty_text"), (3, "0.5", "bad_score")):  # fmt: skip
         broken = list(fields)
         broken[index] = value
-        with pytest.raises(chsims._Skip) as err:
+        with pytest.raises(RowError) as err:
             chsims.parse_row(broken, SPLIT_MAP)
         assert err.value.reason == reason

@@ -10,24 +10,15 @@ from PIL import Image
 from data_builders import emotic
 from mmaff.build import SAMPLE_RAW
 from mmaff.rawio import MissingData, RawFormatError
-from mmaff.registry import load_registry
 from mmaff.stage import BuildContext
 
 SAMPLE = SAMPLE_RAW / "emotic"
 MAT = "emotic/Annotations/Annotations.mat"
 
 
-@pytest.fixture(autouse=True)
-def _buildable(monkeypatch):
-    # registered `planned` until the default mixture lists it; buildable here
-    monkeypatch.setitem(load_registry()["emotic"].__dict__, "planned", False)
-
-
 @pytest.fixture(scope="module")
 def fixture_build(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(load_registry()["emotic"].__dict__, "planned", False)
-        return build_datasets(tmp_path_factory.mktemp("emotic"), {"emotic": {}})
+    return build_datasets(tmp_path_factory.mktemp("emotic"), {"emotic": {}})
 
 
 def _rejects(built, suffix):

@@ -1,4 +1,3 @@
-import dataclasses
 import shutil
 from pathlib import Path
 
@@ -7,7 +6,6 @@ import pytest
 from helpers import REALDATA, assert_accounting, build_datasets, registry_spec
 from PIL import Image
 
-import mmaff.build
 from data_builders import fer2013
 from mmaff.build import SAMPLE_RAW
 from mmaff.rawio import RawFormatError
@@ -40,20 +38,6 @@ EXPECTED = {
     "PrivateTest-00004": (24, "disgust"),
     "PrivateTest-00005": (25, "anger"),  # last line, no trailing newline
 }
-
-
-@pytest.fixture(autouse=True)
-def buildable(monkeypatch):
-    """fer2013 stays `planned: true` in the registry until it joins the default mixture; build it anyway
-    (a no-op once the flag is gone)."""
-    real = mmaff.build.load_registry
-
-    def load_registry(*args, **kwargs):
-        registry = dict(real(*args, **kwargs))
-        registry["fer2013"] = dataclasses.replace(registry["fer2013"], planned=False)
-        return registry
-
-    monkeypatch.setattr(mmaff.build, "load_registry", load_registry)
 
 
 def csv_pixels(path: Path) -> dict[int, np.ndarray]:

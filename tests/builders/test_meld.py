@@ -7,8 +7,7 @@ from helpers import REALDATA, assert_accounting, build_datasets
 from data_builders import meld
 from mmaff.build import SAMPLE_RAW, BuildError
 from mmaff.rawio import read_csv
-from mmaff.registry import load_registry
-from mmaff.schema import Reject
+from mmaff.schema import Reject, RowError
 
 KEPT = ["train-dia0_utt0", "train-dia0_utt1", "train-dia0_utt2", "train-dia1_utt1", "train-dia2_utt0",
         "dev-dia0_utt0", "dev-dia0_utt1", "test-dia0_utt0", "test-dia0_utt1"]  # fmt: skip
@@ -23,12 +22,6 @@ GOLDS = {  # source id: (EC, SP)
     "test-dia0_utt0": ("disgust", "negative"),
     "test-dia0_utt1": ("fear", "negative"),
 }
-
-
-@pytest.fixture(autouse=True)
-def _buildable(monkeypatch):
-    """MELD may still be registered as planned (kept out of the default mixture); it builds here."""
-    monkeypatch.setitem(load_registry()["meld"].__dict__, "planned", False)
 
 
 def test_meld_fixture(tmp_path):
@@ -131,7 +124,7 @@ def test_parse_row_and_times():
     for bad, reason in (({5: "x"}, "bad_id"), ({6: "-1"}, "bad_id"), ({1: "  "}, "empty_text"),
                         ({3: "contempt"}, "label_not_in_label_set"), ({4: "mixed"}, "label_not_in_label_set")):  # fmt: skip
         broken = [bad.get(i, v) for i, v in enumerate(fields)]
-        with pytest.raises(meld._Skip) as err:
+        with pytest.raises(RowError) as err:
             meld.parse_row(broken)
         assert err.value.reason == reason
 

@@ -1,4 +1,3 @@
-import csv
 import hashlib
 import math
 import zipfile
@@ -6,7 +5,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from helpers import REALDATA, assert_accounting, build_datasets, registry_spec
+from helpers import REALDATA, assert_accounting, build_datasets, csv_rows, registry_spec
 
 from mmaff.build import SAMPLE_RAW, BuildError
 from mmaff.records import normalise_for_dedup
@@ -89,17 +88,6 @@ def test_online_shopping_bad_zip(tmp_path):
         build_datasets(tmp_path, {"online_shopping": {}}, raw_root=tmp_path / "raw")
 
 
-def _raw_rows(path: Path) -> list[tuple[int, list[str]]]:
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.reader(f)
-        assert next(reader) == ["cat", "label", "review"]
-        rows, start = [], 2
-        for row in reader:
-            rows.append((start, row))
-            start = reader.line_num + 1
-    return rows
-
-
 @pytest.mark.realdata
 @pytest.mark.parametrize("excerpt, as_zip", [("head300", False), ("per_cat_label_15rows", True)])
 def test_online_shopping_realdata(tmp_path, excerpt, as_zip):
@@ -114,7 +102,7 @@ def test_online_shopping_realdata(tmp_path, excerpt, as_zip):
         raw_root, rel = tmp_path / "raw", CSV
     built = build_datasets(tmp_path, {"online_shopping": {}}, raw_root=raw_root)
     assert_accounting(built, "online_shopping")
-    rows = _raw_rows(src)
+    rows = csv_rows(src, ["cat", "label", "review"])
     assert len(rows) == 300 and built.files("online_shopping")[rel]["rows"] == 300
     assert built.rejects_at(rel) == {}  # no empty review, bad label or repeated text in these excerpts
     assert len({normalise_for_dedup(r[2]) for _, r in rows}) == 300

@@ -8,18 +8,11 @@ from helpers import assert_accounting, build_datasets, registry_spec
 from data_builders import samsemo
 from mmaff.build import SAMPLE_RAW
 from mmaff.rawio import MissingData, RawFormatError
-from mmaff.registry import load_registry
 from mmaff.stage import BuildContext
 
 SAMPLE = SAMPLE_RAW / "samsemo"
 TSV = "samsemo/samsemo.tsv"
 LABELS = registry_spec("samsemo").subtasks["EC"].label_set
-
-
-@pytest.fixture(autouse=True)
-def _buildable(monkeypatch):
-    # registered `planned` until the default mixture lists it; buildable here
-    monkeypatch.setitem(load_registry()["samsemo"].__dict__, "planned", False)
 
 
 def test_samsemo_fixture(tmp_path):

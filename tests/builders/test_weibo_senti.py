@@ -1,11 +1,9 @@
-import csv
 import hashlib
 import math
 from collections import Counter
-from pathlib import Path
 
 import pytest
-from helpers import REALDATA, assert_accounting, build_datasets, registry_spec
+from helpers import REALDATA, assert_accounting, build_datasets, csv_rows, registry_spec
 
 from mmaff.records import normalise_for_dedup
 
@@ -48,17 +46,6 @@ def test_weibo_senti_fixture(tmp_path):
     assert {i: r["split"] for i, r in again.records.items()} == {i: r["split"] for i, r in built.records.items()}
 
 
-def _raw_rows(path: Path) -> list[tuple[int, list[str]]]:
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.reader(f)
-        assert next(reader) == ["label", "review"]
-        rows, start = [], 2
-        for row in reader:
-            rows.append((start, row))
-            start = reader.line_num + 1
-    return rows
-
-
 @pytest.mark.realdata
 def test_weibo_senti_realdata(tmp_path):
     src = REALDATA / "weibo_senti_100k" / "weibo_senti_100k.subset_200pos_200neg.csv"
@@ -68,7 +55,7 @@ def test_weibo_senti_realdata(tmp_path):
     (tmp_path / "raw" / CSV).write_bytes(src.read_bytes())
     built = build_datasets(tmp_path, {"weibo_senti": {}}, raw_root=tmp_path / "raw")
     assert_accounting(built, "weibo_senti")
-    rows = _raw_rows(src)
+    rows = csv_rows(src, ["label", "review"])
     assert len(rows) == 400 and built.files("weibo_senti")[CSV]["rows"] == 400
     by_text: dict[str, list[tuple[int, str]]] = {}
     for line, (label, review) in rows:
