@@ -1,0 +1,314 @@
+"""Corpus records -> Qwen2.5-VL training inputs: media, chat template, per-turn labels, packing, dummy media.
+
+Labels. The conversation is rendered with TRL's training variant of the Qwen2.5-VL chat template, whose
+`{% generation %}` markers delimit each assistant turn (answer + `<|im_end|>\n`). The rendered text is cut at
+those marks into segments and each segment is tokenized on its own, exactly as at inference time, where the
+prompt (ending in `<|im_start|>assistant\n`) is tokenized before the answer is generated. Tokens of assistant
+segments are trained, all others get -100; nothing scans for a token id.
+
+Padding-free rows. With `padding_free`, every sample of a micro-batch goes into one row: each sample gets its own
+mRoPE position ids (the model's `get_rope_index`, run per sample), and the text-position row (0, 1, 2, ... per
+sample) is prepended (shape 4 x 1 x L). transformers finds the sample boundaries where that row restarts and keeps
+attention inside each sample (block-causal mask for SDPA/eager, varlen for FlashAttention-2).
+
+Dummy media. Under ZeRO-3 every rank must run the vision tower each step, or the parameter all-gathers diverge
+and the job hangs. When a micro-batch lacks an image (or a video), a tiny one is appended as its own sample after
+all real tokens: no label, its own positions, invisible to the real samples.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLModel
+from transformers.utils.chat_template_utils import render_jinja_template
+from transformers.video_utils import VideoMetadata
+
+from mmaff.media import MediaBudget, VideoInfo, decode_frames, sample_frame_indices
+
+log = logging.getLogger(__name__)
+
+IGNORE_INDEX = -100
+MEDIA_KINDS = ("image", "video")
+
+
+def training_chat_template() -> str:
+    """TRL's Qwen2.5-VL template with `{% generation %}` markers (same output as the model's own template)."""
+    return (importlib.resources.files("trl") / "chat_templates" / "qwen2_5_vl_training.jinja").read_text()
+
+
+class EncodingError(ValueError):
+    """A record that cannot be encoded as the corpus describes it (names the record id)."""
+
+
+@dataclass
+class Sample:
+    """One encoded conversation (1-D tensors of length L) and its media tensors."""
+
+    id: str
+    input_ids: torch.Tensor
+    labels: torch.Tensor
+    mm_token_type_ids: torch.Tensor
+    pixel_values: torch.Tensor | None = None
+    image_grid_thw: torch.Tensor | None = None
+    pixel_values_videos: torch.Tensor | None = None
+    video_grid_thw: torch.Tensor | None = None
+    second_per_grid_ts: torch.Tensor | None = None
+    dummy: bool = False
+
+    def __len__(self) -> int:
+        return int(self.input_ids.numel())
+
+    def has(self, kind: str) -> bool:
+        return (self.image_grid_thw if kind == "image" else self.video_grid_thw) is not None
+
+
+def _plain_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Content parts without the None-valued keys Arrow adds (the template tests `'text' in content`)."""
+    return [
+        {"role": m["role"], "content": [{k: v for k, v in part.items() if v is not None} for part in m["content"]]}
+        for m in messages
+    ]
+
+
+def split_turns(messages: list[dict[str, Any]], chat_template: str) -> list[tuple[str, bool]]:
+    """The rendered conversation as (text, trained) segments, cut at the template's generation marks."""
+    rendered, spans = render_jinja_template(
+        conversations=[_plain_messages(messages)], chat_template=chat_template, return_assistant_tokens_mask=True
+    )
+    text, spans = rendered[0], spans[0]
+    segments, at = [], 0
+    for start, end in spans:
+        if start > at:
+            segments.append((text[at:start], False))
+        segments.append((text[start:end], True))
+        at = end
+    if at < len(text):
+        segments.append((text[at:], False))
+    return segments
+
+
+def budgeted_processors(processor: Any, budget: MediaBudget) -> None:
+    """Give the processor the corpus's pixel budgets, so visual tokens match the counts the builder recorded."""
+    image, video = processor.image_processor, processor.video_processor
+    processor.image_processor = Qwen2VLImageProcessor(
+        min_pixels=budget.image_min_pixels,
+        max_pixels=budget.image_max_pixels,
+        patch_size=image.patch_size,
+        temporal_patch_size=image.temporal_patch_size,
+        merge_size=image.merge_size,
+        image_mean=image.image_mean,
+        image_std=image.image_std,
+    )
+    processor.video_processor = Qwen2VLVideoProcessor(
+        size={"shortest_edge": budget.video_min_pixels, "longest_edge": budget.video_max_pixels},
+        patch_size=video.patch_size,
+        temporal_patch_size=video.temporal_patch_size,
+        merge_size=video.merge_size,
+        image_mean=video.image_mean,
+        image_std=video.image_std,
+        cap_pixels_per_frame=True,
+        do_sample_frames=False,
+    )
+
+
+class SampleEncoder:
+    """Encodes corpus records with a Qwen2.5-VL processor; media paths are relative to the corpus folder."""
+
+    def __init__(self, processor: Any, corpus_root: str | Path, budget: MediaBudget, decoder: str = "auto") -> None:
+        budgeted_processors(processor, budget)
+        self.processor = processor
+        self.root = Path(corpus_root)
+        self.budget = budget
+        self.decoder = decoder
+        self.chat_template = training_chat_template()
+        self.image_token_id = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+        self.video_token_id = processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")
+
+    # -- lengths (tokenizer only, no media) ------------------------------------------------------------------------
+    def length(self, record: dict[str, Any]) -> int:
+        """Tokens of the encoded sample: the text tokens plus the record's visual tokens (each media placeholder
+        is one token before the processor repeats it)."""
+        texts = [text for text, _ in split_turns(record["messages"], self.chat_template)]
+        text_tokens = sum(len(ids) for ids in self.processor.tokenizer(texts, add_special_tokens=False)["input_ids"])
+        return text_tokens + record["visual_tokens"] - len(record["images"]) - len(record["videos"])
+
+    # -- media -------------------------------------------------------------------------------------------------------
+    def _image(self, path: str) -> Image.Image:
+        with Image.open(self.root / path) as image:
+            return image.convert("RGB")
+
+    def _video(self, path: str, info: dict[str, Any]) -> tuple[np.ndarray, VideoMetadata]:
+        clip = VideoInfo(info["frames"], info["fps"], info["width"], info["height"])
+        indices = info.get("frame_indices") or sample_frame_indices(clip, self.budget)
+        if info.get("frames_dir"):
+            frames = [
+                np.asarray(Image.open(self.root / info["frames_dir"] / f"{i:06d}.png").convert("RGB")) for i in indices
+            ]
+        else:
+            frames = decode_frames(self.root / path, indices, self.decoder)
+        # The real fps and frame indices give second_per_grid_ts = 2 / sampled fps, i.e. correct temporal positions.
+        return np.stack(frames), VideoMetadata(total_num_frames=clip.frames, fps=clip.fps, frames_indices=indices)
+
+    # -- encoding ----------------------------------------------------------------------------------------------------
+    def encode(self, record: dict[str, Any]) -> Sample:
+        segments = split_turns(record["messages"], self.chat_template)
+        video_info = [m for m in record["media"] if m["kind"] == "video"]
+        images = [self._image(p) for p in record["images"]]
+        videos = [self._video(p, info) for p, info in zip(record["videos"], video_info)]
+        sample = self._process(record["id"], segments, images, videos)
+        visual = int((sample.mm_token_type_ids > 0).sum())
+        if visual != record["visual_tokens"]:
+            raise EncodingError(
+                f"{record['id']}: the processor made {visual} visual tokens, the corpus recorded "
+                f"{record['visual_tokens']}; was the corpus built with other media budgets than {self.budget}?"
+            )
+        return sample
+
+    def _process(
+        self,
+        sample_id: str,
+        segments: list[tuple[str, bool]],
+        images: list[Image.Image],
+        videos: list[tuple[np.ndarray, VideoMetadata]],
+        dummy: bool = False,
+    ) -> Sample:
+        kwargs: dict[str, Any] = {}
+        if images:
+            kwargs["images"] = images
+        if videos:
+            kwargs["videos"] = [frames for frames, _ in videos]
+            kwargs["video_metadata"] = [meta for _, meta in videos]
+        # A list of texts: the processor expands each media placeholder in order across the list, then tokenizes
+        # every segment separately.
+        out = self.processor(text=[text for text, _ in segments], return_tensors=None, **kwargs)
+        ids, labels = [], []
+        for (_, trained), segment_ids in zip(segments, out["input_ids"]):
+            ids.extend(segment_ids)
+            labels.extend(segment_ids if trained else [IGNORE_INDEX] * len(segment_ids))
+        input_ids = torch.tensor(ids, dtype=torch.long)
+        mm_types = torch.zeros_like(input_ids)
+        mm_types[input_ids == self.image_token_id] = 1
+        mm_types[input_ids == self.video_token_id] = 2
+        sample = Sample(sample_id, input_ids, torch.tensor(labels, dtype=torch.long), mm_types, dummy=dummy)
+        if images:
+            sample.pixel_values = torch.as_tensor(np.asarray(out["pixel_values"]))
+            sample.image_grid_thw = torch.as_tensor(np.asarray(out["image_grid_thw"]), dtype=torch.long)
+        if videos:
+            sample.pixel_values_videos = torch.as_tensor(np.asarray(out["pixel_values_videos"]))
+            sample.video_grid_thw = torch.as_tensor(np.asarray(out["video_grid_thw"]), dtype=torch.long)
+            sample.second_per_grid_ts = torch.as_tensor(out["second_per_grid_ts"], dtype=torch.float)
+        return sample
+
+    def dummy(self, kind: str) -> Sample:
+        """A user turn holding one tiny black image or 2-frame video; nothing in it is trained."""
+        side = 28 * 2  # the smallest size the processors keep (4 patches, 1 visual token per frame pair)
+        pad = "<|image_pad|>" if kind == "image" else "<|video_pad|>"
+        segments = [(f"<|im_start|>user\n<|vision_start|>{pad}<|vision_end|><|im_end|>\n", False)]
+        frame = np.zeros((side, side, 3), dtype=np.uint8)
+        if kind == "image":
+            return self._process(f"<dummy {kind}>", segments, [Image.fromarray(frame)], [], dummy=True)
+        meta = VideoMetadata(total_num_frames=2, fps=2.0, frames_indices=[0, 1])
+        return self._process(f"<dummy {kind}>", segments, [], [(np.stack([frame, frame]), meta)], dummy=True)
+
+
+class RopeIndex:
+    """The model's own `get_rope_index`, run on one sample at a time (it only needs the model config)."""
+
+    get_vision_position_ids = Qwen2_5_VLModel.get_vision_position_ids
+    get_rope_index = Qwen2_5_VLModel.get_rope_index
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    def positions(self, sample: Sample) -> torch.Tensor:
+        """(3, L) mRoPE positions of the sample on its own."""
+        position_ids, _ = self.get_rope_index(
+            sample.input_ids[None],
+            mm_token_type_ids=sample.mm_token_type_ids[None],
+            image_grid_thw=sample.image_grid_thw,
+            video_grid_thw=sample.video_grid_thw,
+            second_per_grid_ts=sample.second_per_grid_ts,
+        )
+        return position_ids[:, 0]
+
+
+def _cat(samples: list[Sample], name: str) -> torch.Tensor | None:
+    parts = [getattr(s, name) for s in samples if getattr(s, name) is not None]
+    return torch.cat(parts) if parts else None
+
+
+class MixedModalCollator:
+    """DataLoader collate_fn over items `{"records": [...]}` (a pack, see mmaff.train.data) or plain records."""
+
+    def __init__(
+        self,
+        encoder: SampleEncoder,
+        model_config: Any,
+        *,
+        padding_free: bool = True,
+        max_length: int | None = None,
+        vision_dummy: bool = False,
+    ) -> None:
+        self.encoder = encoder
+        self.rope = RopeIndex(model_config)
+        self.padding_free = padding_free
+        self.max_length = max_length
+        self.vision_dummy = vision_dummy
+        self.pad_token_id = encoder.processor.tokenizer.pad_token_id
+        self.dropped = 0
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        samples = []
+        for record in (record for item in items for record in item.get("records", [item])):
+            sample = self.encoder.encode(record)
+            if self.max_length is not None and len(sample) > self.max_length:
+                self.dropped += 1  # the map-style path drops these before packing; streaming meets them here
+                log.warning("dropping %s: %d tokens > max_length %d", sample.id, len(sample), self.max_length)
+                continue
+            samples.append(sample)
+        if self.vision_dummy:
+            samples += [self.encoder.dummy(kind) for kind in MEDIA_KINDS if not any(s.has(kind) for s in samples)]
+        if not samples:
+            raise EncodingError("a micro-batch with no sample left after dropping over-long ones")
+        batch = self._flat(samples) if self.padding_free else self._padded(samples)
+        for name in ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw", "second_per_grid_ts"):
+            value = _cat(samples, name)
+            if value is not None:
+                batch[name] = value
+        real = sum(len(s) for s in samples if not s.dummy)
+        batch["token_stats"] = torch.tensor([real, batch["input_ids"].numel()], dtype=torch.long)
+        return batch
+
+    def _flat(self, samples: list[Sample]) -> dict[str, torch.Tensor]:
+        positions = []
+        for sample in samples:
+            text_row = torch.arange(len(sample))[None]
+            positions.append(torch.cat([text_row, self.rope.positions(sample)]))
+        return {
+            "input_ids": torch.cat([s.input_ids for s in samples])[None],
+            "labels": torch.cat([s.labels for s in samples])[None],
+            "mm_token_type_ids": torch.cat([s.mm_token_type_ids for s in samples])[None],
+            "position_ids": torch.cat(positions, dim=1)[:, None],  # (4, 1, L): text row + t/h/w rows
+        }
+
+    def _padded(self, samples: list[Sample]) -> dict[str, torch.Tensor]:
+        width = max(len(s) for s in samples)
+
+        def pad(values: torch.Tensor, fill: int) -> torch.Tensor:
+            return torch.cat([values, torch.full((width - values.numel(),), fill, dtype=values.dtype)])
+
+        return {
+            "input_ids": torch.stack([pad(s.input_ids, self.pad_token_id) for s in samples]),
+            "labels": torch.stack([pad(s.labels, IGNORE_INDEX) for s in samples]),
+            "mm_token_type_ids": torch.stack([pad(s.mm_token_type_ids, 0) for s in samples]),
+            "attention_mask": torch.stack([pad(torch.ones(len(s), dtype=torch.long), 0) for s in samples]),
+        }

@@ -1,0 +1,240 @@
+"""Supervised fine-tuning of Qwen2.5-VL on a built corpus: the one `main()` behind recipes/sft_*.py.
+
+    accelerate launch --config_file ds_configs/accelerate/zero3.yaml recipes/sft_7b.py \
+        --config recipes/qwen2.5-vl-7b/sft/config_full.yaml [--any_field value ...]
+
+Arguments: defaults < YAML (`--config`) < command line, over four groups: `DataArguments` and
+`TuningArguments` (mmaff.train.args), TRL's `SFTConfig` and `ModelConfig`. Three SFTConfig fields are served by
+this script instead of TRL, which refuses them for vision data: `packing` (best-fit-decreasing packs of whole
+samples up to `max_length` tokens, one padding-free row each), `padding_free` (one row per micro-batch) and
+`push_to_hub` (the final model with our model card, not every checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+from trl import ModelConfig, SFTConfig, TrlParser
+
+from mmaff.train.args import DataArguments, TuningArguments
+from mmaff.train.collator import MixedModalCollator, SampleEncoder
+from mmaff.train.data import (
+    Corpus,
+    LengthReport,
+    keep_fitting,
+    load_split,
+    open_corpus,
+    pack,
+    packed_dataset,
+    samples_per_item,
+    streamed_records,
+)
+from mmaff.train.hub import model_card, push_folder
+from mmaff.train.model import freeze_parts, load_model, load_processor, lora_config, merge_adapter, parameter_report
+
+log = logging.getLogger("mmaff.sft")
+
+
+@dataclass
+class Served:
+    """The SFTConfig switches this script implements itself (TRL's are turned off)."""
+
+    packing: bool
+    padding_free: bool
+    push_to_hub: bool
+
+
+def default_recipe(recipes: Path, single_process: str) -> str:
+    """The recipe a bare launch uses: full fine-tuning when several processes train, else `single_process`."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    return str(recipes / f"config_{'full' if world_size > 1 else single_process}.yaml")
+
+
+def parse(argv: list[str] | None = None, default_config: str | None = None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if default_config and "--config" not in argv:
+        argv = ["--config", default_config, *argv]
+        print(f"no --config given: using {default_config}", file=sys.stderr)
+    parser = TrlParser((DataArguments, TuningArguments, SFTConfig, ModelConfig))
+    data_args, tuning, training_args, model_args = parser.parse_args_and_config(argv)
+    recipe = argv[argv.index("--config") + 1] if "--config" in argv else None
+    return data_args, tuning, training_args, model_args, recipe
+
+
+def take_over(training_args: SFTConfig) -> Served:
+    served = Served(
+        packing=bool(training_args.packing),
+        padding_free=bool(training_args.packing or training_args.padding_free),
+        push_to_hub=bool(training_args.push_to_hub),
+    )
+    training_args.packing = False
+    training_args.padding_free = False
+    training_args.push_to_hub = False
+    training_args.remove_unused_columns = False  # items are record lists, not columns
+    training_args.dataset_kwargs = {"skip_prepare_dataset": True}
+    return served
+
+
+def last_complete_checkpoint(output_dir: str) -> str | None:
+    """The newest `checkpoint-N` that was completely written (its trainer_state.json is saved last)."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return None
+    found = [
+        (int(m.group(1)), p)
+        for p in root.iterdir()
+        if (m := re.fullmatch(r"checkpoint-(\d+)", p.name)) and (p / "trainer_state.json").is_file()
+    ]
+    return str(max(found)[1]) if found else None
+
+
+def sample_lengths(table: datasets.Dataset, encoder: SampleEncoder, num_proc: int | None) -> list[int]:
+    """Exact token count of every sample (tokenizer only; visual tokens come from the corpus)."""
+    with_lengths = table.map(
+        lambda batch: {"length": [encoder.length(dict(zip(batch, row))) for row in zip(*batch.values())]},
+        batched=True,
+        batch_size=256,
+        num_proc=num_proc if num_proc and num_proc > 1 else None,
+        desc="Counting tokens",
+        new_fingerprint=None,
+    )
+    return list(with_lengths["length"])
+
+
+def training_items(
+    corpus: Corpus, data_args: DataArguments, encoder: SampleEncoder, args: SFTConfig, served: Served
+) -> tuple[datasets.Dataset | datasets.IterableDataset, LengthReport | None]:
+    if data_args.streaming:
+        if args.max_steps <= 0:
+            raise SystemExit("streaming needs max_steps > 0 (the length of a stream is not known in advance)")
+        return streamed_records(corpus, data_args.train_split, data_args), None
+    table = load_split(corpus, data_args.train_split, data_args, weighted=True)
+    lengths = sample_lengths(table, encoder, args.dataset_num_proc)
+    keep, report = keep_fitting(lengths, table, args.max_length)
+    if served.packing:
+        if args.max_length is None:
+            raise SystemExit("packing needs max_length (the token budget of a packed row)")
+        packs = [[keep[i] for i in p] for p in pack([lengths[i] for i in keep], args.max_length)]
+    else:
+        packs = [[row] for row in keep]
+    return packed_dataset(table, packs), report
+
+
+def eval_items(corpus: Corpus, data_args: DataArguments, encoder: SampleEncoder, args: SFTConfig) -> Any:
+    if args.eval_strategy == "no" or not data_args.eval_split:
+        return None
+    table = load_split(corpus, data_args.eval_split, data_args, weighted=False)
+    table = table.shuffle(seed=data_args.mixture_seed).select(
+        range(min(len(table), data_args.max_eval_samples or len(table)))
+    )
+    keep, _ = keep_fitting(sample_lengths(table, encoder, None), table, args.max_length)
+    return packed_dataset(table, [[row] for row in keep])
+
+
+def set_global_batch(args: SFTConfig, data_args: DataArguments, items: Any, processes: int) -> None:
+    """Gradient accumulation that makes `global_batch_size` samples per optimizer step (on average when packing)."""
+    if not data_args.global_batch_size:
+        return
+    per_process = samples_per_item(items) * args.per_device_train_batch_size
+    args.gradient_accumulation_steps = max(1, round(data_args.global_batch_size / (per_process * processes)))
+    log.info(
+        "global batch %d samples: %.1f samples per micro-step x %d processes -> gradient_accumulation_steps %d",
+        data_args.global_batch_size,
+        per_process,
+        processes,
+        args.gradient_accumulation_steps,
+    )
+
+
+def main(argv: list[str] | None = None, default_config: str | None = None) -> None:
+    data_args, tuning, args, model_args, recipe = parse(argv, default_config)
+    logging.basicConfig(
+        level=logging.INFO if args.process_index == 0 else logging.WARNING, format="%(asctime)s %(name)s: %(message)s"
+    )
+    served = take_over(args)
+    from mmaff.train.trainer import AffectSFTTrainer
+
+    corpus = open_corpus(data_args.corpus, data_args.corpus_revision)
+    processor = load_processor(model_args)
+    encoder = SampleEncoder(processor, corpus.root, corpus.budget, data_args.video_decoder)
+    train_items, report = training_items(corpus, data_args, encoder, args, served)
+    processes = args.world_size
+    set_global_batch(args, data_args, train_items, processes)
+    if data_args.streaming:
+        args.accelerator_config.dispatch_batches = False  # each rank encodes only its own share of the stream
+
+    model = load_model(model_args, gradient_checkpointing=args.gradient_checkpointing)
+    freeze_parts(model, tuning)
+    vision_dummy = data_args.vision_dummy == "on" or (data_args.vision_dummy == "auto" and processes > 1)
+    collator = MixedModalCollator(
+        encoder, model.config, padding_free=served.padding_free, max_length=args.max_length, vision_dummy=vision_dummy
+    )
+    trainer = AffectSFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_items,
+        eval_dataset=eval_items(corpus, data_args, encoder, args),
+        processing_class=processor,
+        data_collator=collator,
+        peft_config=lora_config(model_args, tuning),
+    )
+    output_dir = Path(args.output_dir)
+    if trainer.is_world_process_zero():
+        output_dir.mkdir(parents=True, exist_ok=True)
+        log.info("parameters: %s", json.dumps(parameter_report(trainer.model)))
+        if report is not None:
+            (output_dir / "data_report.json").write_text(json.dumps(report.as_dict(), indent=1) + "\n")
+            log.info(
+                "samples: %d kept, %d longer than max_length dropped (data_report.json)",
+                report.kept,
+                len(report.dropped),
+            )
+
+    resume = args.resume_from_checkpoint or last_complete_checkpoint(args.output_dir)
+    if resume:
+        log.info("resuming from %s", resume)
+    result = trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model(args.output_dir)  # on every rank: under ZeRO-3 it gathers the shards collectively
+    trainer.accelerator.wait_for_everyone()
+    if not trainer.is_world_process_zero():
+        return
+    trainer.save_state()
+    processor.save_pretrained(args.output_dir)
+    method = "lora" if model_args.use_peft else "full"
+    metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+    card = model_card(
+        base_model=model_args.model_name_or_path,
+        corpus=data_args.corpus,
+        corpus_manifest=corpus.manifest,
+        recipe=recipe,
+        method=method,
+        results={"global_step": result.global_step, **metrics},
+        data_report=report.as_dict() if report else None,
+    )
+    (output_dir / "README.md").write_text(card, encoding="utf-8")
+    final = output_dir
+    if model_args.use_peft and tuning.merge_lora:
+        final = merge_adapter(model_args.model_name_or_path, output_dir, output_dir / "merged", model_args.dtype)
+        (final / "README.md").write_text(card.replace("library_name: peft", "library_name: transformers"))
+        log.info("merged weights: %s", final)
+    log.info("trainer state: %s/trainer_state.json; model: %s", args.output_dir, final)
+    print(f"trainer state: {output_dir / 'trainer_state.json'}\nmodel: {final}")
+    if served.push_to_hub:
+        repo = args.hub_model_id or output_dir.name
+        log.info(
+            "pushed %s -> %s", final, push_folder(final, repo, private=args.hub_private_repo, token=args.hub_token)
+        )
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()
