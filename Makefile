@@ -6,11 +6,12 @@ RAW_ROOT ?=
 DATASETS ?=
 OUT ?= data/mmaffin
 MIXTURE ?= data_builders/mixtures/mmaffin.yaml
+TINY_MODEL ?= outputs/tiny-qwen2.5-vl
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: setup build-mmaffin test test-fast quality style bench-build sample-data clean
+.PHONY: setup build-mmaffin tiny-model train-smoke test test-fast quality style bench-build bench-packing sample-data clean
 
 setup: $(BIN)/.installed  ## create .venv and install the pinned stack + this package (editable)
 
@@ -23,6 +24,14 @@ $(BIN)/.installed: requirements.txt pyproject.toml
 
 build-mmaffin: setup  ## build the MMAFFIn corpus into $(OUT) from $(RAW_ROOT) (default: bundled sample)
 	$(BIN)/python -m mmaff.build --out $(OUT) --mixture $(MIXTURE) $(if $(RAW_ROOT),--raw-root $(RAW_ROOT)) $(if $(DATASETS),--datasets $(DATASETS))
+
+tiny-model: setup  ## a tiny random Qwen2.5-VL with the real Qwen2.5 vocabulary and processor, offline -> $(TINY_MODEL)
+	$(BIN)/python -m mmaff.tiny_model --out $(TINY_MODEL)
+
+train-smoke: tiny-model  ## CPU end-to-end training: tiny model, bundled corpus, LoRA, 2 processes -> outputs/smoke/
+	test -f $(OUT)/manifest.json || $(MAKE) build-mmaffin
+	OMP_NUM_THREADS=1 $(BIN)/accelerate launch --config_file ds_configs/accelerate/cpu_2proc.yaml recipes/sft_7b.py \
+		--config recipes/smoke/config_lora.yaml --model_name_or_path $(TINY_MODEL) --corpus $(OUT)
 
 test: setup  ## all tests (CPU, offline); the real-data tier runs when ../shared/realdata exists
 	$(BIN)/python -m pytest -q tests
@@ -37,6 +46,10 @@ style: setup
 
 bench-build: setup  ## text-build throughput and peak RSS on generated 100k / 1M-row inputs
 	$(BIN)/python benchmarks/bench_build.py
+
+bench-packing: tiny-model  ## real-token fraction: padded vs padding-free vs packed rows on the built corpus
+	test -f $(OUT)/manifest.json || $(MAKE) build-mmaffin
+	$(BIN)/python benchmarks/bench_packing.py --corpus $(OUT) --model $(TINY_MODEL)
 
 sample-data: setup  ## regenerate the binary parts of the bundled sample (MMS parquet)
 	$(BIN)/python data_builders/sample_raw/make_binary_samples.py

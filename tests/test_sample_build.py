@@ -17,10 +17,8 @@ REGISTRY = load_registry()
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    out = tmp_path_factory.mktemp("sample") / "mmaffin"
-    build(SAMPLE_RAW, out, DEFAULT_MIXTURE, workers=2, use_cache=False, log=lambda *_: None)
-    return Built(out)
+def sample(sample_corpus):
+    return Built(sample_corpus)
 
 
 def test_registry_is_consistent():

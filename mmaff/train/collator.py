@@ -9,7 +9,8 @@ segments are trained, all others get -100; nothing scans for a token id.
 Padding-free rows. With `padding_free`, every sample of a micro-batch goes into one row: each sample gets its own
 mRoPE position ids (the model's `get_rope_index`, run per sample), and the text-position row (0, 1, 2, ... per
 sample) is prepended (shape 4 x 1 x L). transformers finds the sample boundaries where that row restarts and keeps
-attention inside each sample (block-causal mask for SDPA/eager, varlen for FlashAttention-2).
+attention inside each sample (block-causal mask for SDPA/eager, varlen for FlashAttention-2), as long as the
+forward runs without a KV cache (`use_cache=False`, as in TRL's training forward).
 
 Dummy media. Under ZeRO-3 every rank must run the vision tower each step, or the parameter all-gathers diverge
 and the job hangs. When a micro-batch lacks an image (or a video), a tiny one is appended as its own sample after

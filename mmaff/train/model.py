@@ -24,7 +24,7 @@ PARTS = {
 }
 
 
-def load_model(model_args: ModelConfig, *, gradient_checkpointing: bool = False) -> Any:
+def load_model(model_args: ModelConfig) -> Any:
     dtype = model_args.dtype if model_args.dtype in (None, "auto") else getattr(torch, model_args.dtype)
     model = AutoModelForImageTextToText.from_pretrained(
         model_args.model_name_or_path,
@@ -32,7 +32,6 @@ def load_model(model_args: ModelConfig, *, gradient_checkpointing: bool = False)
         attn_implementation=model_args.attn_implementation,
         dtype=dtype,
     )
-    model.config.use_cache = not gradient_checkpointing
     return model
 
 
@@ -93,7 +92,10 @@ def lora_config(model_args: ModelConfig, tuning: TuningArguments) -> LoraConfig 
 def merge_adapter(base_model: str, adapter_dir: Path, out_dir: Path, dtype: str | None = None) -> Path:
     """Load the base weights and the adapter, merge, and save full safetensors weights + processor in `out_dir`."""
     from peft import PeftModel
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
+    # Training is over: without this, a ZeRO-3 run would build the base model under zero.Init on this rank alone.
+    unset_hf_deepspeed_config()
     torch_dtype = getattr(torch, dtype) if dtype not in (None, "auto") else "auto"
     base = AutoModelForImageTextToText.from_pretrained(base_model, dtype=torch_dtype)
     merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()

@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None, default_config: str | None = None) -> No
     if data_args.streaming:
         args.accelerator_config.dispatch_batches = False  # each rank encodes only its own share of the stream
 
-    model = load_model(model_args, gradient_checkpointing=args.gradient_checkpointing)
+    model = load_model(model_args)  # TRL runs training forwards with use_cache=False (packed rows need it)
     freeze_parts(model, tuning)
     vision_dummy = data_args.vision_dummy == "on" or (data_args.vision_dummy == "auto" and processes > 1)
     collator = MixedModalCollator(
@@ -226,8 +226,10 @@ def main(argv: list[str] | None = None, default_config: str | None = None) -> No
         final = merge_adapter(model_args.model_name_or_path, output_dir, output_dir / "merged", model_args.dtype)
         (final / "README.md").write_text(card.replace("library_name: peft", "library_name: transformers"))
         log.info("merged weights: %s", final)
-    log.info("trainer state: %s/trainer_state.json; model: %s", args.output_dir, final)
-    print(f"trainer state: {output_dir / 'trainer_state.json'}\nmodel: {final}")
+    print(f"trainer state: {output_dir / 'trainer_state.json'}")
+    if model_args.use_peft:
+        print(f"adapter: {output_dir / 'adapter_model.safetensors'}")
+    print(f"model: {final}")
     if served.push_to_hub:
         repo = args.hub_model_id or output_dir.name
         log.info(
