@@ -159,19 +159,22 @@ def test_packed_loss_equals_unpacked_loss(encoder, model, train):
     torch.testing.assert_close(packed_logits[0, -last_logits.shape[1] :], last_logits[0], rtol=1e-4, atol=1e-4)
 
 
-def test_dummy_media_run_the_vision_tower_but_change_nothing(encoder, model, train):
+@pytest.mark.parametrize("padding_free", [True, False])
+def test_dummy_media_run_the_vision_tower_but_change_nothing(encoder, model, train, padding_free):
     items = [{"records": [r]} for r in [r for r in train if r["modality"] == "text"][:3]]
-    plain = MixedModalCollator(encoder, model.config)(items)
-    with_dummy = MixedModalCollator(encoder, model.config, vision_dummy=True)(items)
+    plain = MixedModalCollator(encoder, model.config, padding_free=padding_free)(items)
+    with_dummy = MixedModalCollator(encoder, model.config, padding_free=padding_free, vision_dummy=True)(items)
     assert "pixel_values" not in plain and "pixel_values_videos" not in plain
     assert with_dummy["image_grid_thw"].shape[0] == 1 and with_dummy["video_grid_thw"].shape[0] == 1
     assert with_dummy["token_stats"][0] == plain["token_stats"][0] < with_dummy["token_stats"][1]
-    dummy_labels = with_dummy["labels"][0, plain["input_ids"].shape[1] :]
-    assert (dummy_labels == IGNORE_INDEX).all()
+    assert with_dummy["input_ids"].shape[0] == plain["input_ids"].shape[0]  # no extra row, even when padded
+    assert (with_dummy["labels"] != IGNORE_INDEX).sum() == (plain["labels"] != IGNORE_INDEX).sum()
     a, logits_a = _token_losses(model, plain)
     b, logits_b = _token_losses(model, with_dummy)
     torch.testing.assert_close(a, b)
-    torch.testing.assert_close(logits_a[0], logits_b[0, : logits_a.shape[1]])
+    real = plain["attention_mask"].bool() if not padding_free else torch.ones_like(plain["input_ids"], dtype=bool)
+    width = plain["input_ids"].shape[1]
+    torch.testing.assert_close(logits_a[real], logits_b[:, :width][real], rtol=1e-4, atol=1e-4)
 
 
 def test_mixture_weights_copies_and_caps(train):

@@ -68,6 +68,21 @@ def _run(command: list[str]) -> str:
     return log
 
 
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a process and all its descendants (torchrun's workers do not share the launcher's group)."""
+    pids, frontier = [pid], [pid]
+    while frontier:
+        children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(frontier.pop())], capture_output=True, text=True)
+        found = [int(c) for c in children.stdout.split()]
+        pids += found
+        frontier += found
+    for victim in pids:
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def _losses(out: Path) -> list[float]:
     state = json.loads((out / "trainer_state.json").read_text())
     return [h["loss"] for h in state["log_history"] if "loss" in h]
@@ -107,44 +122,30 @@ def test_training_learns_what_it_should_and_nothing_else(config, method, tiny_mo
 
 def test_killed_run_resumes_at_its_last_checkpoint(tiny_model_dir, sample_corpus, tmp_path):
     out = tmp_path / "run"
-    command = _command(
-        "cpu_2proc",
-        tiny_model_dir,
-        sample_corpus,
-        out,
-        "--max_steps",
-        "60",
-        "--save_steps",
-        "2",
-        "--save_total_limit",
-        "3",
-        "--merge_lora",
-        "false",
-    )
-    first = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        text=True,
-    )
-    try:
-        deadline = time.time() + 600
-        while not (out / "checkpoint-2" / "trainer_state.json").exists():
-            assert first.poll() is None, first.stderr.read()[-4000:]
-            assert time.time() < deadline
-            time.sleep(0.2)
-    finally:
-        os.killpg(first.pid, signal.SIGKILL)  # the launcher and both ranks, mid-run
-        first.wait()
+
+    def command(max_steps: int) -> list[str]:
+        overrides = ["--max_steps", str(max_steps), "--save_steps", "2", "--save_total_limit", "3"]
+        return _command("cpu_2proc", tiny_model_dir, sample_corpus, out, *overrides, "--merge_lora", "false")
+
+    with open(tmp_path / "first.log", "w") as first_log:  # a file, not a pipe: a full pipe would stall the run
+        first = subprocess.Popen(
+            command(60), cwd=ROOT, env=_env(), stdout=first_log, stderr=first_log, start_new_session=True
+        )
+        try:
+            deadline = time.time() + 600
+            while not (out / "checkpoint-2" / "trainer_state.json").exists():
+                assert first.poll() is None, (tmp_path / "first.log").read_text()[-4000:]
+                assert time.time() < deadline
+                time.sleep(0.2)
+        finally:
+            _kill_tree(first.pid)  # the launcher and both ranks, mid-run
+            first.wait()
     saved = sorted(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*") if (p / "trainer_state.json").exists())
     last = saved[-1]
-    assert last < 60
+    assert last < 60 and not (out / "trainer_state.json").exists()  # it really was cut short
 
-    log = _run(command[:-6] + ["--max_steps", str(last + 2), "--save_steps", "2", "--merge_lora", "false"])
-    assert f"resuming from {out / f'checkpoint-{last}'}" in log
+    log = _run(command(last + 2))
+    assert f"resuming from {out / f'checkpoint-{last}'}" in log, log[-3000:]
     state = json.loads((out / "trainer_state.json").read_text())
     assert state["global_step"] == last + 2
     steps = [h["step"] for h in state["log_history"] if "loss" in h]

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
 MEDIA_KINDS = ("image", "video")
+MEDIA_TENSORS = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
 
 
 def training_chat_template() -> str:
@@ -63,13 +64,23 @@ class Sample:
     pixel_values_videos: torch.Tensor | None = None
     video_grid_thw: torch.Tensor | None = None
     second_per_grid_ts: torch.Tensor | None = None
-    dummy: bool = False
 
     def __len__(self) -> int:
         return int(self.input_ids.numel())
 
     def has(self, kind: str) -> bool:
         return (self.image_grid_thw if kind == "image" else self.video_grid_thw) is not None
+
+    def followed_by(self, other: Sample) -> Sample:
+        """This sample with `other`'s tokens and media appended (one row of a padded batch)."""
+        joined = {name: _cat([self, other], name) for name in MEDIA_TENSORS}
+        return Sample(
+            self.id,
+            torch.cat([self.input_ids, other.input_ids]),
+            torch.cat([self.labels, other.labels]),
+            torch.cat([self.mm_token_type_ids, other.mm_token_type_ids]),
+            **joined,
+        )
 
 
 def _plain_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -180,7 +191,6 @@ class SampleEncoder:
         segments: list[tuple[str, bool]],
         images: list[Image.Image],
         videos: list[tuple[np.ndarray, VideoMetadata]],
-        dummy: bool = False,
     ) -> Sample:
         kwargs: dict[str, Any] = {}
         if images:
@@ -199,7 +209,7 @@ class SampleEncoder:
         mm_types = torch.zeros_like(input_ids)
         mm_types[input_ids == self.image_token_id] = 1
         mm_types[input_ids == self.video_token_id] = 2
-        sample = Sample(sample_id, input_ids, torch.tensor(labels, dtype=torch.long), mm_types, dummy=dummy)
+        sample = Sample(sample_id, input_ids, torch.tensor(labels, dtype=torch.long), mm_types)
         if images:
             sample.pixel_values = torch.as_tensor(np.asarray(out["pixel_values"]))
             sample.image_grid_thw = torch.as_tensor(np.asarray(out["image_grid_thw"]), dtype=torch.long)
@@ -216,9 +226,9 @@ class SampleEncoder:
         segments = [(f"<|im_start|>user\n<|vision_start|>{pad}<|vision_end|><|im_end|>\n", False)]
         frame = np.zeros((side, side, 3), dtype=np.uint8)
         if kind == "image":
-            return self._process(f"<dummy {kind}>", segments, [Image.fromarray(frame)], [], dummy=True)
+            return self._process(f"<dummy {kind}>", segments, [Image.fromarray(frame)], [])
         meta = VideoMetadata(total_num_frames=2, fps=2.0, frames_indices=[0, 1])
-        return self._process(f"<dummy {kind}>", segments, [], [(np.stack([frame, frame]), meta)], dummy=True)
+        return self._process(f"<dummy {kind}>", segments, [], [(np.stack([frame, frame]), meta)])
 
 
 class RopeIndex:
@@ -276,18 +286,28 @@ class MixedModalCollator:
                 log.warning("dropping %s: %d tokens > max_length %d", sample.id, len(sample), self.max_length)
                 continue
             samples.append(sample)
-        if self.vision_dummy:
-            samples += [self.encoder.dummy(kind) for kind in MEDIA_KINDS if not any(s.has(kind) for s in samples)]
         if not samples:
             raise EncodingError("a micro-batch with no sample left after dropping over-long ones")
+        real = sum(len(s) for s in samples)
+        if self.vision_dummy:
+            for kind in MEDIA_KINDS:
+                if not any(s.has(kind) for s in samples):
+                    samples = self._with_dummy(samples, self.encoder.dummy(kind))
         batch = self._flat(samples) if self.padding_free else self._padded(samples)
-        for name in ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw", "second_per_grid_ts"):
+        for name in MEDIA_TENSORS:
             value = _cat(samples, name)
             if value is not None:
                 batch[name] = value
-        real = sum(len(s) for s in samples if not s.dummy)
         batch["token_stats"] = torch.tensor([real, batch["input_ids"].numel()], dtype=torch.long)
         return batch
+
+    def _with_dummy(self, samples: list[Sample], dummy: Sample) -> list[Sample]:
+        """A padding-free row takes the dummy as one more sample; a padded batch appends it to its shortest row
+        (after that row's real tokens, so causal attention hides it), which costs no extra padded row."""
+        if self.padding_free:
+            return [*samples, dummy]
+        shortest = min(range(len(samples)), key=lambda i: len(samples[i]))
+        return [s.followed_by(dummy) if i == shortest else s for i, s in enumerate(samples)]
 
     def _flat(self, samples: list[Sample]) -> dict[str, torch.Tensor]:
         positions = []

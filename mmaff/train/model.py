@@ -89,6 +89,28 @@ def lora_config(model_args: ModelConfig, tuning: TuningArguments) -> LoraConfig 
     )
 
 
+def rewrite_in_hub_layout(folder: Path) -> None:
+    """Re-save full weights that DeepSpeed wrote from the engine's state dict (transformers 5.23 then writes
+    `model.model.layers.*` and an untied `lm_head` copy) in the layout of the released checkpoints, which
+    serving stacks such as vLLM expect (`model.layers.*`, `visual.*`)."""
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    unset_hf_deepspeed_config()
+    loaded = AutoModelForImageTextToText.from_pretrained(folder, dtype="auto")  # reads that layout correctly
+    with torch.device("meta"):  # a model built from its config saves in the released layout; a loaded one
+        fresh = AutoModelForImageTextToText.from_config(loaded.config, dtype=loaded.dtype)  # keeps the file's
+    fresh.load_state_dict(loaded.state_dict(), assign=True)
+    staging = folder / ".hub-layout"
+    fresh.save_pretrained(staging, safe_serialization=True)
+    for old in folder.glob("model*.safetensors*"):
+        old.unlink()
+    for new in staging.glob("model*.safetensors*"):
+        new.rename(folder / new.name)
+    import shutil
+
+    shutil.rmtree(staging)
+
+
 def merge_adapter(base_model: str, adapter_dir: Path, out_dir: Path, dtype: str | None = None) -> Path:
     """Load the base weights and the adapter, merge, and save full safetensors weights + processor in `out_dir`."""
     from peft import PeftModel

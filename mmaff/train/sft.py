@@ -39,7 +39,15 @@ from mmaff.train.data import (
     streamed_records,
 )
 from mmaff.train.hub import model_card, push_folder
-from mmaff.train.model import freeze_parts, load_model, load_processor, lora_config, merge_adapter, parameter_report
+from mmaff.train.model import (
+    freeze_parts,
+    load_model,
+    load_processor,
+    lora_config,
+    merge_adapter,
+    parameter_report,
+    rewrite_in_hub_layout,
+)
 
 log = logging.getLogger("mmaff.sft")
 
@@ -175,6 +183,8 @@ def main(argv: list[str] | None = None, default_config: str | None = None) -> No
     model = load_model(model_args)  # TRL runs training forwards with use_cache=False (packed rows need it)
     freeze_parts(model, tuning)
     vision_dummy = data_args.vision_dummy == "on" or (data_args.vision_dummy == "auto" and processes > 1)
+    if vision_dummy and args.ddp_find_unused_parameters is None:
+        args.ddp_find_unused_parameters = False  # every parameter is used each step: skip DDP's extra graph walk
     collator = MixedModalCollator(
         encoder, model.config, padding_free=served.padding_free, max_length=args.max_length, vision_dummy=vision_dummy
     )
@@ -209,6 +219,8 @@ def main(argv: list[str] | None = None, default_config: str | None = None) -> No
         return
     trainer.save_state()
     processor.save_pretrained(args.output_dir)
+    if trainer.is_deepspeed_enabled and not model_args.use_peft:
+        rewrite_in_hub_layout(output_dir)
     method = "lora" if model_args.use_peft else "full"
     metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
     card = model_card(
