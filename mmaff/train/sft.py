@@ -113,7 +113,9 @@ def sample_lengths(table: datasets.Dataset, encoder: SampleEncoder, num_proc: in
         batch_size=256,
         num_proc=num_proc if num_proc and num_proc > 1 else None,
         desc="Counting tokens",
-        new_fingerprint=None,
+        keep_in_memory=True,  # never cached: the lengths depend on the tokenizer, which no fingerprint covers
+        load_from_cache_file=False,
+        new_fingerprint="mmaff-sample-lengths",
     )
     return list(with_lengths["length"])
 
