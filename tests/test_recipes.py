@@ -178,3 +178,20 @@ def test_model_card_and_push(tmp_path, monkeypatch):
     assert calls["repo"] == ("org/m", {"repo_type": "model", "private": True, "exist_ok": True})
     assert calls["upload"]["folder_path"] == str(tmp_path) and "checkpoint-*" in calls["upload"]["ignore_patterns"]
     json.dumps(calls["upload"])  # plain, serialisable arguments
+
+
+def test_full_fine_tuning_without_deepspeed_keeps_fp32_trainable_weights():
+    from mmaff.train.model import upcast_trainable
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)).to(torch.bfloat16)
+    model[0].requires_grad_(False)
+    assert upcast_trainable(model) == 2
+    assert model[0].weight.dtype == torch.bfloat16 and model[1].weight.dtype == torch.float32
+
+
+def test_persistent_workers_need_workers(tmp_path):
+    _, _, args, _, _ = parse(
+        ["--output_dir", str(tmp_path), "--use_cpu", "true", "--dataloader_persistent_workers", "true"]
+    )
+    take_over(args)
+    assert not args.dataloader_persistent_workers

@@ -42,6 +42,20 @@ def load_processor(model_args: ModelConfig) -> Any:
     )
 
 
+def upcast_trainable(model: torch.nn.Module) -> int:
+    """Keep trainable weights in float32 when no optimizer wrapper holds fp32 master weights for them.
+
+    Loaded in bf16 and stepped by a plain AdamW, most lr-5e-6 updates of a bf16 weight round away. DeepSpeed's bf16
+    mode keeps fp32 masters and PEFT keeps adapters in fp32, so this is for full fine-tuning without DeepSpeed;
+    bf16 autocast still runs the matmuls in bf16. Returns the number of upcast tensors."""
+    upcast = 0
+    for param in model.parameters():
+        if param.requires_grad and param.dtype in (torch.bfloat16, torch.float16):
+            param.data = param.data.float()
+            upcast += 1
+    return upcast
+
+
 def part_of(name: str) -> str:
     for part, prefixes in PARTS.items():
         if name.startswith(prefixes):

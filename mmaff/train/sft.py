@@ -47,6 +47,7 @@ from mmaff.train.model import (
     merge_adapter,
     parameter_report,
     rewrite_in_hub_layout,
+    upcast_trainable,
 )
 
 log = logging.getLogger("mmaff.sft")
@@ -89,6 +90,8 @@ def take_over(training_args: SFTConfig) -> Served:
     training_args.push_to_hub = False
     training_args.remove_unused_columns = False  # items are record lists, not columns
     training_args.dataset_kwargs = {"skip_prepare_dataset": True}
+    if not training_args.dataloader_num_workers:
+        training_args.dataloader_persistent_workers = False  # the DataLoader refuses it without workers
     return served
 
 
@@ -156,6 +159,14 @@ def set_global_batch(args: SFTConfig, data_args: DataArguments, items: Any, proc
         return
     per_process = samples_per_item(items) * args.per_device_train_batch_size
     args.gradient_accumulation_steps = max(1, round(data_args.global_batch_size / (per_process * processes)))
+    effective = per_process * processes * args.gradient_accumulation_steps
+    if effective > 1.5 * data_args.global_batch_size:
+        log.warning(
+            "one micro-step already holds %.0f samples, more than global_batch_size %d: lower max_length (the pack "
+            "budget) or per_device_train_batch_size to get closer",
+            per_process * processes,
+            data_args.global_batch_size,
+        )
     log.info(
         "global batch %d samples: %.1f samples per micro-step x %d processes -> gradient_accumulation_steps %d",
         data_args.global_batch_size,
@@ -184,6 +195,9 @@ def main(argv: list[str] | None = None, default_config: str | None = None) -> No
 
     model = load_model(model_args)  # TRL runs training forwards with use_cache=False (packed rows need it)
     freeze_parts(model, tuning)
+    deepspeed = bool(args.deepspeed) or os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+    if not model_args.use_peft and not deepspeed and upcast_trainable(model):
+        log.info("trainable weights kept in float32 (no DeepSpeed fp32 master copy); bf16 autocast computes")
     vision_dummy = data_args.vision_dummy == "on" or (data_args.vision_dummy == "auto" and processes > 1)
     if vision_dummy and args.ddp_find_unused_parameters is None:
         args.ddp_find_unused_parameters = False  # every parameter is used each step: skip DDP's extra graph walk
