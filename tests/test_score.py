@@ -1,0 +1,79 @@
+"""Scoring joins on ids only: shuffled predictions score the same; duplicated, missing or foreign ids are clear
+errors (or a coverage report with allow_partial); gold answers parse strictly with their own templates."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import orjson
+import pytest
+
+from mmaff.score import ScoringError, corpus_items, join, parse_all, read_predictions
+from mmaff.tasks import load_tasks
+
+TASKS = load_tasks()
+
+
+@pytest.fixture(scope="module")
+def gold_answers(sample_corpus):
+    """id -> the assistant answer the corpus trains on, for every test record."""
+    answers = {}
+    for path in sorted((sample_corpus / "test").glob("*.jsonl")):
+        for line in path.read_bytes().splitlines():
+            record = orjson.loads(line)
+            answers[record["id"]] = record["messages"][-1]["content"][0]["text"]
+    return answers
+
+
+def _write(path, rows):
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_gold_answers_cover_every_task_and_parse_strictly(sample_corpus, gold_answers, tmp_path):
+    rows = [{"id": i, "prediction": a} for i, a in gold_answers.items()]
+    random.Random(0).shuffle(rows)  # order never matters
+    predictions = read_predictions(_write(tmp_path / "p.jsonl", rows))
+    items = corpus_items(sample_corpus, TASKS)
+    assert set(items) == set(gold_answers)
+    coverage = join(predictions, items)
+    assert coverage.complete and sum(coverage.predicted.values()) == len(items)
+    parsed, statuses = parse_all(predictions, items)
+    assert all(p.status == "strict" for p in parsed.values())
+    assert all(s["failure_rate"] == 0 for s in statuses.values())
+    for item_id, item in items.items():
+        gold = item.gold
+        value = parsed[item_id].value
+        if isinstance(gold, list) and item.task != "masive/ASI":
+            assert sorted(value) == sorted(gold), item_id
+        elif isinstance(gold, float):
+            assert value == pytest.approx(gold, abs=1e-3), item_id
+    assert {i.emotion for i in items.values() if i.task == "semeval2018/EI-reg"} >= {"anger"}
+
+
+def test_duplicated_missing_foreign_and_malformed_ids(sample_corpus, gold_answers, tmp_path):
+    items = corpus_items(sample_corpus, TASKS)
+    rows = [{"id": i, "prediction": a} for i, a in gold_answers.items()]
+    with pytest.raises(ScoringError, match=r"p\.jsonl:3: duplicate id"):
+        read_predictions(_write(tmp_path / "p.jsonl", rows[:2] + rows[:1]))
+    with pytest.raises(ScoringError, match=r":2: not JSON"):
+        (tmp_path / "bad.jsonl").write_text(json.dumps(rows[0]) + "\n{oops\n")
+        read_predictions(tmp_path / "bad.jsonl")
+    with pytest.raises(ScoringError, match=r":1: expected"):
+        read_predictions(_write(tmp_path / "k.jsonl", [{"id": "x", "text": "y"}]))
+    partial = {r["id"]: r["prediction"] for r in rows[1:]} | {"meld/en/EC/nope": "1. happiness"}
+    with pytest.raises(ScoringError, match="1 missing .* 1 unknown"):
+        join(partial, items)
+    coverage = join(partial, items, allow_partial=True)
+    report = coverage.as_dict()
+    assert not report["complete"] and report["missing"] == 1 and report["unknown_examples"] == ["meld/en/EC/nope"]
+    assert sum(p for p, _ in report["predicted_of_expected"].values()) == len(items) - 1
+
+
+def test_unparseable_replies_are_failures_not_defaults(sample_corpus, gold_answers):
+    items = corpus_items(sample_corpus, TASKS)
+    closed = {i: item for i, item in items.items() if item.task != "masive/ASI"}  # open vocabulary: any text is a term
+    parsed, statuses = parse_all({i: "I cannot tell." for i in closed}, closed)
+    assert all(p.status == "failed" and p.value is None for p in parsed.values())
+    assert all(s["failure_rate"] == 1.0 for s in statuses.values())
