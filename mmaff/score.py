@@ -1,8 +1,11 @@
 """Scoring predictions against a built corpus, joined on record ids only (never on row positions).
 
-This part reads a predictions JSONL (`{"id", "prediction"}` lines, as `mmaff.predictions` writes them), joins
-it to the corpus items of the selected tasks, reports coverage per dataset/subtask/language, and parses every
-reply with the template family that wrote the training answers (strict / lenient / failed).
+Reads a predictions JSONL (`{"id", "prediction"}` lines, as `mmaff.predictions` writes them), joins it to the
+corpus items of the selected tasks, reports coverage per dataset/subtask/language, parses every reply with the
+template family that wrote the training answers (strict / lenient / failed), and scores each task in the
+`corrected` mode (mmaff.metrics) and, where MMAFFBen scores it, the `paper_compat` mode (mmaff.paper_compat).
+
+    python -m mmaff.score --predictions P.jsonl --corpus data/mmaffin --out outputs/scores [--group all]
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ class Item:
     gold: Any
     emotion: str | None
     template: str  # style/family
+    target_type: str = ""
+    label_space: Any = None
+    answer: str = ""  # the gold answer text (what paper_compat parses as the notebook does)
 
 
 def read_predictions(path: str | Path) -> dict[str, str]:
@@ -77,6 +83,9 @@ def corpus_items(corpus_root: str | Path, tasks: dict[str, EvalTask]) -> dict[st
                         gold=record["gold"],
                         emotion=(record.get("source") or {}).get("emotion"),
                         template=record["template"]["name"],
+                        target_type=record["target_type"],
+                        label_space=record["label_space"],
+                        answer=record["messages"][-1]["content"][0]["text"],
                     )
     return items
 
@@ -157,3 +166,183 @@ def parse_all(predictions: dict[str, str], items: dict[str, Item]) -> tuple[dict
         for (task, language), counts in sorted(statuses.items())
     }
     return parsed, report
+
+
+# ------------------------------------------------------------------------------------------------- metrics
+
+
+def train_means(corpus_root: str | Path, tasks: dict[str, EvalTask]) -> dict[str, Any]:
+    """Mean train gold per real / ordinal / VAD task (and joint part): the value an unparseable numeric reply is
+    imputed to in the corrected mode (eval.md pitfall 3), instead of a silent 0 or 0.5."""
+    sums: dict[str, defaultdict] = defaultdict(lambda: defaultdict(float))
+    counts: dict[str, Counter] = defaultdict(Counter)
+    wanted = {(t.dataset, t.subtask): t.name for t in tasks.values()}
+
+    def add(name: str, key: str, value: Any) -> None:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            sums[name][key] += value
+            counts[name][key] += 1
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                add(name, f"{key}.{k}" if key else k, v)
+
+    for path in sorted((Path(corpus_root) / "train").glob("*.jsonl")):
+        with open(path, "rb") as f:
+            for line in f:
+                record = orjson.loads(line)
+                name = wanted.get((record["dataset"], record["subtask"]))
+                if name and record["target_type"] in ("real", "ordinal", "vad", "joint"):
+                    add(name, "", record["gold"])
+    return {name: {k: sums[name][k] / counts[name][k] for k in counts[name]} for name in counts}
+
+
+def _score_values(target_type: str, space: Any, gold: list, pred: list, means: dict[str, float], prefix: str):
+    from mmaff import metrics
+
+    if target_type == "single":
+        return metrics.single_label(gold, pred, space["labels"])
+    if target_type == "multi":
+        return metrics.multi_label(gold, pred, space["labels"])
+    if target_type == "real":
+        return metrics.correlation(gold, pred, impute=means.get(prefix, _midpoint(space)))
+    if target_type == "ordinal":
+        classes = list(range(int(space["min"]), int(space["max"]) + 1))
+        return metrics.ordinal(gold, pred, classes, impute=means.get(prefix, _midpoint(space)))
+    if target_type == "vad":
+        impute = {d: means.get(f"{prefix}.{d}" if prefix else d, 0.0) for d in space["dims"]}
+        return metrics.vad(gold, pred, tuple(space["dims"]), impute=impute)
+    if target_type == "open":
+        return metrics.open_vocabulary_at_k(
+            gold, [[p] if p is not None else [] for p in pred], ks=(1,), language=means.get("__language__", "en")
+        )
+    if target_type == "joint":
+        return {
+            part: _score_values(
+                kind,
+                space["parts"][part],
+                [g[part] for g in gold],
+                [None if p is None else p.get(part) for p in pred],
+                means,
+                part,
+            )
+            for part, kind in space["types"].items()
+        }
+    raise ValueError(f"no metrics for target type {target_type!r}")
+
+
+def _midpoint(space: Any) -> float:
+    return (float(space["min"]) + float(space["max"])) / 2
+
+
+def score_corrected(task: EvalTask, items: list[Item], parsed: dict[str, Parsed], means: dict[str, Any]) -> dict:
+    """Pooled, per-language and (EI) per-emotion figures of one task in the corrected mode."""
+
+    def block(rows: list[Item]) -> dict:
+        gold = [i.gold for i in rows]
+        pred = [parsed[i.id].value for i in rows]
+        languages = {i.language for i in rows}
+        local = dict(means, __language__=next(iter(languages)) if len(languages) == 1 else "en")
+        return _score_values(task.target_type, rows[0].label_space, gold, pred, local, "")
+
+    result: dict[str, Any] = {"n": len(items), "pooled": block(items)}
+    if "language" in task.group_by:
+        by_language = defaultdict(list)
+        for item in items:
+            by_language[item.language].append(item)
+        result["per_language"] = {lang: block(rows) for lang, rows in sorted(by_language.items())}
+    if "emotion" in task.group_by:
+        by_emotion = defaultdict(list)
+        for item in items:
+            by_emotion[item.emotion or "?"].append(item)
+        per_emotion = {emotion: block(rows) for emotion, rows in sorted(by_emotion.items())}
+        result["per_emotion"] = per_emotion
+        from mmaff.metrics import per_group_mean
+
+        result["emotion_mean_pearson"] = per_group_mean(per_emotion, "pearson")
+    return result
+
+
+def score_paper(task: EvalTask, items: list[Item], predictions: dict[str, str]) -> dict | None:
+    if not task.paper_compat:
+        return None
+    from mmaff.paper_compat import score_paper_compat
+
+    return score_paper_compat(
+        task.dataset,
+        task.subtask,
+        [predictions[i.id] for i in items],
+        [i.answer for i in items],
+        emotions=[i.emotion for i in items] if task.subtask in ("EI-reg", "EI-oc") else None,
+        languages=[i.language for i in items] if "language" in task.group_by else None,
+    )
+
+
+def score(
+    predictions_path: str | Path,
+    corpus_root: str | Path,
+    tasks: dict[str, EvalTask],
+    *,
+    allow_partial: bool = False,
+    modes: tuple[str, ...] = ("corrected", "paper_compat"),
+) -> dict[str, Any]:
+    predictions = read_predictions(predictions_path)
+    items = corpus_items(corpus_root, tasks)
+    coverage = join(predictions, items, allow_partial=allow_partial)
+    parsed, statuses = parse_all(predictions, items)
+    means = train_means(corpus_root, tasks)
+    by_task: dict[str, list[Item]] = defaultdict(list)
+    for item in items.values():
+        if item.id in parsed:
+            by_task[item.task].append(item)
+    results = {}
+    for name, task in tasks.items():
+        rows = sorted(by_task.get(name, []), key=lambda i: i.id)
+        if not rows:
+            continue
+        entry: dict[str, Any] = {
+            "dataset": task.dataset,
+            "subtask": task.subtask,
+            "target_type": task.target_type,
+            "primary": task.primary,
+        }
+        if "corrected" in modes:
+            entry["corrected"] = score_corrected(task, rows, parsed, means.get(name, {}))
+        if "paper_compat" in modes and task.paper_compat:
+            entry["paper_compat"] = score_paper(task, rows, predictions)
+        results[name] = entry
+    return {
+        "predictions": str(predictions_path),
+        "corpus": str(corpus_root),
+        "coverage": coverage.as_dict(),
+        "parse_status": statuses,
+        "tasks": results,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    from mmaff.tasks import load_tasks
+
+    parser = argparse.ArgumentParser(description="Score an id-keyed predictions JSONL against a built corpus.")
+    parser.add_argument("--predictions", required=True)
+    parser.add_argument("--corpus", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--group", default="all", help="task group: all, text, image, video, mmaffben, extensions")
+    parser.add_argument("--allow-partial", action="store_true", help="score what is there and report coverage")
+    args = parser.parse_args(argv)
+    try:
+        report = score(args.predictions, args.corpus, load_tasks(group=args.group), allow_partial=args.allow_partial)
+    except ScoringError as error:
+        raise SystemExit(f"error: {error}") from None
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(
+        f"wrote {out / 'metrics.json'} ({len(report['tasks'])} tasks; coverage complete: "
+        f"{report['coverage']['complete']})"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -77,3 +77,21 @@ def test_unparseable_replies_are_failures_not_defaults(sample_corpus, gold_answe
     parsed, statuses = parse_all({i: "I cannot tell." for i in closed}, closed)
     assert all(p.status == "failed" and p.value is None for p in parsed.values())
     assert all(s["failure_rate"] == 1.0 for s in statuses.values())
+
+
+def test_perfect_predictions_score_perfectly_in_both_modes(sample_corpus, gold_answers, tmp_path):
+    from mmaff.score import main
+
+    path = _write(tmp_path / "p.jsonl", [{"id": i, "prediction": a} for i, a in gold_answers.items()])
+    main(["--predictions", str(path), "--corpus", str(sample_corpus), "--out", str(tmp_path / "out")])
+    report = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert report["coverage"]["complete"] and set(report["tasks"]) == set(TASKS)
+    for name, entry in report["tasks"].items():
+        pooled = entry["corrected"]["pooled"]
+        if entry["target_type"] == "single":
+            assert pooled["accuracy"] == 1.0 and pooled["invalid"] == 0, name
+        if entry["target_type"] == "real" and pooled["pearson"] is not None and not pooled.get("constant_gold"):
+            assert pooled["pearson"] == pytest.approx(1.0, abs=1e-3), name
+        assert ("paper_compat" in entry) == TASKS[name].paper_compat, name
+    assert set(report["tasks"]["mms/SP"]["corrected"]["per_language"]) >= {"en", "de"}
+    assert "anger" in report["tasks"]["semeval2018/EI-reg"]["corrected"]["per_emotion"]
