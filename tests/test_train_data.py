@@ -109,7 +109,7 @@ def test_video_positions_follow_real_time(encoder, model, train):
     record = _first(train, "video")
     info = record["media"][0]
     sample = encoder.encode(record)
-    frames = encoder._video(record["videos"][0], info)[1].frames_indices
+    frames = encoder.media.video(record["videos"][0], info)[1].frames_indices
     sampled_fps = len(frames) / info["frames"] * info["fps"]
     assert sample.second_per_grid_ts.item() == pytest.approx(2 / sampled_fps)
     collator = MixedModalCollator(encoder, model.config)

@@ -132,15 +132,43 @@ def budgeted_processors(processor: Any, budget: MediaBudget) -> None:
     )
 
 
+class MediaLoader:
+    """Media of a corpus record as the processor takes them: images as RGB, videos as the frames the builder
+    sampled (or its pre-extracted PNGs) with the clip's real fps, so temporal positions come out right."""
+
+    def __init__(self, root: str | Path, budget: MediaBudget, decoder: str = "auto") -> None:
+        self.root, self.budget, self.decoder = Path(root), budget, decoder
+
+    def image(self, path: str) -> Image.Image:
+        with Image.open(self.root / path) as image:
+            return image.convert("RGB")
+
+    def video(self, path: str, info: dict[str, Any]) -> tuple[np.ndarray, VideoMetadata]:
+        clip = VideoInfo(info["frames"], info["fps"], info["width"], info["height"])
+        indices = info.get("frame_indices") or sample_frame_indices(clip, self.budget)
+        if info.get("frames_dir"):
+            frames = [
+                np.asarray(Image.open(self.root / info["frames_dir"] / f"{i:06d}.png").convert("RGB")) for i in indices
+            ]
+        else:
+            frames = decode_frames(self.root / path, indices, self.decoder)
+        # The real fps and frame indices give second_per_grid_ts = 2 / sampled fps, i.e. correct temporal positions.
+        return np.stack(frames), VideoMetadata(total_num_frames=clip.frames, fps=clip.fps, frames_indices=indices)
+
+    def load(self, record: dict[str, Any]) -> tuple[list[Image.Image], list[tuple[np.ndarray, VideoMetadata]]]:
+        video_info = [m for m in record["media"] if m["kind"] == "video"]
+        images = [self.image(p) for p in record["images"]]
+        return images, [self.video(p, info) for p, info in zip(record["videos"], video_info)]
+
+
 class SampleEncoder:
     """Encodes corpus records with a Qwen2.5-VL processor; media paths are relative to the corpus folder."""
 
     def __init__(self, processor: Any, corpus_root: str | Path, budget: MediaBudget, decoder: str = "auto") -> None:
         budgeted_processors(processor, budget)
         self.processor = processor
-        self.root = Path(corpus_root)
+        self.media = MediaLoader(corpus_root, budget, decoder)
         self.budget = budget
-        self.decoder = decoder
         self.chat_template = training_chat_template()
         self.image_token_id = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
         self.video_token_id = processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")
@@ -153,30 +181,11 @@ class SampleEncoder:
         text_tokens = sum(len(ids) for ids in self.processor.tokenizer(texts, add_special_tokens=False)["input_ids"])
         return text_tokens + record["visual_tokens"] - len(record["images"]) - len(record["videos"])
 
-    # -- media -------------------------------------------------------------------------------------------------------
-    def _image(self, path: str) -> Image.Image:
-        with Image.open(self.root / path) as image:
-            return image.convert("RGB")
-
-    def _video(self, path: str, info: dict[str, Any]) -> tuple[np.ndarray, VideoMetadata]:
-        clip = VideoInfo(info["frames"], info["fps"], info["width"], info["height"])
-        indices = info.get("frame_indices") or sample_frame_indices(clip, self.budget)
-        if info.get("frames_dir"):
-            frames = [
-                np.asarray(Image.open(self.root / info["frames_dir"] / f"{i:06d}.png").convert("RGB")) for i in indices
-            ]
-        else:
-            frames = decode_frames(self.root / path, indices, self.decoder)
-        # The real fps and frame indices give second_per_grid_ts = 2 / sampled fps, i.e. correct temporal positions.
-        return np.stack(frames), VideoMetadata(total_num_frames=clip.frames, fps=clip.fps, frames_indices=indices)
-
     # -- encoding ----------------------------------------------------------------------------------------------------
     def encode(self, record: dict[str, Any]) -> Sample:
         segments = split_turns(record["messages"], self.chat_template)
-        video_info = [m for m in record["media"] if m["kind"] == "video"]
-        images = [self._image(p) for p in record["images"]]
-        videos = [self._video(p, info) for p, info in zip(record["videos"], video_info)]
-        sample = self._process(record["id"], segments, images, videos)
+        images, videos = self.media.load(record)
+        sample = self.process(record["id"], segments, images, videos)
         visual = int((sample.mm_token_type_ids > 0).sum())
         if visual != record["visual_tokens"]:
             raise EncodingError(
@@ -185,7 +194,7 @@ class SampleEncoder:
             )
         return sample
 
-    def _process(
+    def process(
         self,
         sample_id: str,
         segments: list[tuple[str, bool]],
@@ -226,9 +235,9 @@ class SampleEncoder:
         segments = [(f"<|im_start|>user\n<|vision_start|>{pad}<|vision_end|><|im_end|>\n", False)]
         frame = np.zeros((side, side, 3), dtype=np.uint8)
         if kind == "image":
-            return self._process(f"<dummy {kind}>", segments, [Image.fromarray(frame)], [])
+            return self.process(f"<dummy {kind}>", segments, [Image.fromarray(frame)], [])
         meta = VideoMetadata(total_num_frames=2, fps=2.0, frames_indices=[0, 1])
-        return self._process(f"<dummy {kind}>", segments, [], [(np.stack([frame, frame]), meta)])
+        return self.process(f"<dummy {kind}>", segments, [], [(np.stack([frame, frame]), meta)])
 
 
 class RopeIndex:

@@ -1,0 +1,176 @@
+"""Resumable, id-keyed prediction files (JSON lines), and the merge of per-rank shards.
+
+One line per item: ``{"id", "prediction", "model", "backend", "seconds", ...extra}``; ``prediction`` is the raw
+generated text (or a ranked list of texts for top-k decoding). Items are joined to gold labels by ``id`` only,
+never by position.
+
+Crash safety. Every `PredictionWriter.write` appends whole lines, then flushes and fsyncs, so a killed run loses
+at most the items in flight. A crash in the middle of a write can leave a truncated *last* line: reading ignores
+it (and reports it), and reopening for append cuts it off first. Any other unreadable line, or an id that occurs
+twice, is an error naming the file and line: such a file was not written by this module and is not trusted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+REQUIRED_KEYS = ("id", "prediction")
+
+
+class PredictionFileError(ValueError):
+    """A predictions file that cannot be trusted (corrupt line, duplicate id, conflicting shards)."""
+
+
+@dataclass
+class PredictionFile:
+    """A predictions file read back: rows by id (file order), and what was dropped from its end."""
+
+    path: Path
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    good_bytes: int = 0  # length of the prefix made of complete, valid lines
+    truncated_tail: bytes = b""  # an unfinished last line (a crash mid-write), ignored
+
+    @property
+    def ids(self) -> set[str]:
+        return set(self.rows)
+
+
+def _parse(line: bytes) -> dict[str, Any]:
+    row = json.loads(line)
+    if not isinstance(row, dict) or any(key not in row for key in REQUIRED_KEYS) or not isinstance(row["id"], str):
+        raise ValueError(f"not a prediction row (needs {REQUIRED_KEYS}, a string id)")
+    return row
+
+
+def read_predictions(path: str | Path) -> PredictionFile:
+    """Read a predictions file, tolerating a truncated last line (logged); a missing file reads as empty."""
+    path = Path(path)
+    result = PredictionFile(path)
+    if not path.exists():
+        return result
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    last = len(lines) - 1  # after the final "\n" (b"" for a complete file) or an unfinished line
+    first_line: dict[str, int] = {}
+    offset = 0
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            offset += len(line) + 1
+            continue
+        try:
+            row = _parse(line)
+        except ValueError as err:  # json.JSONDecodeError is a ValueError
+            if number - 1 == last:
+                result.truncated_tail = line
+                log.warning("%s: ignoring a truncated last line (%d bytes): %s", path, len(line), err)
+                break
+            raise PredictionFileError(f"{path}:{number}: corrupt line ({err}): {line[:120]!r}") from err
+        if row["id"] in first_line:
+            raise PredictionFileError(
+                f"{path}:{number}: duplicate id {row['id']!r} (first on line {first_line[row['id']]})"
+            )
+        first_line[row["id"]] = number
+        result.rows[row["id"]] = row
+        offset += len(line) + 1
+    result.good_bytes = min(offset, len(data))
+    return result
+
+
+def done_ids(path: str | Path) -> set[str]:
+    """Ids already predicted in `path` (empty when it does not exist)."""
+    return read_predictions(path).ids
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
+
+
+class PredictionWriter:
+    """Appends prediction rows to `path`, one JSON line each, flushed and fsynced after every `write` call.
+
+    Opening reads what is there (`done`), cuts off a truncated last line, and ends the file with a newline, so
+    appended lines never glue onto a half-written one. Writing an id that is already in the file is an error."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        existing = read_predictions(self.path)
+        self.done: set[str] = existing.ids
+        self.dropped_tail = existing.truncated_tail
+        self._file = open(self.path, "ab")  # noqa: SIM115 - closed in close()
+        if self.path.stat().st_size != existing.good_bytes:
+            self._file.truncate(existing.good_bytes)
+        if existing.good_bytes and not _ends_with_newline(self.path):  # a valid last line whose "\n" was lost
+            self._file.write(b"\n")
+        self._sync()
+
+    def write(self, rows: Iterable[dict[str, Any]]) -> int:
+        """Append rows (each with at least `id` and `prediction`); returns how many were written."""
+        lines, ids = [], []
+        for row in rows:
+            if any(key not in row for key in REQUIRED_KEYS):
+                raise PredictionFileError(f"a prediction row needs {REQUIRED_KEYS}: {row!r}"[:300])
+            if row["id"] in self.done or row["id"] in ids:
+                raise PredictionFileError(f"{self.path}: id {row['id']!r} is already predicted")
+            ids.append(row["id"])
+            lines.append(json.dumps(row, ensure_ascii=False) + "\n")
+        if lines:
+            self._file.write("".join(lines).encode("utf-8"))
+            self._sync()
+            self.done.update(ids)
+        return len(lines)
+
+    def _sync(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._sync()
+            self._file.close()
+
+    def __enter__(self) -> PredictionWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def merge_shards(paths: Iterable[str | Path], out: str | Path) -> int:
+    """Merge per-rank prediction files into `out`, sorted by id; returns the row count.
+
+    An id in several files must carry the same prediction there (kept once); different predictions are an error.
+    A truncated last line of a shard (a crashed earlier run) is left out with a warning: that item is simply not
+    predicted there. `out` is written to a temporary file and renamed: it is either the old file or the new one."""
+    out = Path(out)
+    merged: dict[str, dict[str, Any]] = {}
+    origin: dict[str, Path] = {}
+    for path in map(Path, paths):
+        shard = read_predictions(path)
+        for item_id, row in shard.rows.items():
+            if item_id in merged and merged[item_id]["prediction"] != row["prediction"]:
+                raise PredictionFileError(
+                    f"id {item_id!r}: conflicting predictions in {origin[item_id]} "
+                    f"({merged[item_id]['prediction']!r}) and {path} ({row['prediction']!r})"
+                )
+            merged.setdefault(item_id, row)
+            origin.setdefault(item_id, path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "wb") as f:
+        for item_id in sorted(merged):
+            f.write((json.dumps(merged[item_id], ensure_ascii=False) + "\n").encode("utf-8"))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, out)
+    return len(merged)
