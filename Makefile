@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: setup build-mmaffin tiny-model train-smoke test test-fast quality style bench-build bench-packing sample-data clean
+.PHONY: setup build-mmaffin tiny-model train-smoke eval-smoke score test test-fast quality style bench-build bench-packing sample-data clean
 
 setup: $(BIN)/.installed  ## create .venv and install the pinned stack + this package (editable)
 
@@ -32,6 +32,17 @@ train-smoke: tiny-model  ## CPU end-to-end training: tiny model, bundled corpus,
 	test -f $(OUT)/manifest.json || $(MAKE) build-mmaffin
 	OMP_NUM_THREADS=1 $(BIN)/accelerate launch --config_file ds_configs/accelerate/cpu_2proc.yaml recipes/sft_7b.py \
 		--config recipes/smoke/config_lora.yaml --model_name_or_path $(TINY_MODEL) --corpus $(OUT)
+
+eval-smoke: tiny-model  ## CPU end-to-end evaluation: tiny model on the bundled test split -> outputs/eval-smoke/
+	test -f $(OUT)/manifest.json || $(MAKE) build-mmaffin
+	$(BIN)/python -m mmaff.generate --backend hf --model $(TINY_MODEL) --corpus $(OUT) --split test \
+		--out outputs/eval-smoke/predictions.jsonl --batch-size 8
+	$(BIN)/python -m mmaff.score --predictions outputs/eval-smoke/predictions.jsonl --corpus $(OUT) --out outputs/eval-smoke
+
+# make score PRED=<predictions.jsonl> CORPUS=<built corpus dir> OUT=<dir>  (OUT defaults to outputs/scores here)
+score: setup  ## score an id-keyed predictions JSONL against a built corpus (both modes) -> $(OUT)/metrics.json
+	$(BIN)/python -m mmaff.score --predictions $(PRED) --corpus $(or $(CORPUS),data/mmaffin) \
+		--out $(if $(filter command line,$(origin OUT)),$(OUT),outputs/scores)
 
 test: setup  ## all tests (CPU, offline); the real-data tier runs when ../shared/realdata exists
 	$(BIN)/python -m pytest -q tests

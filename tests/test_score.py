@@ -95,3 +95,32 @@ def test_perfect_predictions_score_perfectly_in_both_modes(sample_corpus, gold_a
         assert ("paper_compat" in entry) == TASKS[name].paper_compat, name
     assert set(report["tasks"]["mms/SP"]["corrected"]["per_language"]) >= {"en", "de"}
     assert "anger" in report["tasks"]["semeval2018/EI-reg"]["corrected"]["per_emotion"]
+
+
+def test_generate_then_score_every_test_item_end_to_end(sample_corpus, tiny_model_dir, tmp_path):
+    """What `make eval-smoke` runs: the tiny model over the whole bundled test split, then the scorer."""
+    from mmaff.generate import main as generate
+    from mmaff.score import main as score
+
+    predictions = tmp_path / "predictions.jsonl"
+    argv = [
+        "--backend",
+        "hf",
+        "--model",
+        str(tiny_model_dir),
+        "--corpus",
+        str(sample_corpus),
+        "--split",
+        "test",
+        "--out",
+        str(predictions),
+        "--batch-size",
+        "8",
+        "--decoder",
+        "pyav",
+    ]
+    generate(argv)
+    score(["--predictions", str(predictions), "--corpus", str(sample_corpus), "--out", str(tmp_path / "scores")])
+    report = json.loads((tmp_path / "scores" / "metrics.json").read_text())
+    assert report["coverage"]["complete"] and set(report["tasks"]) == set(TASKS)  # every item accounted for
+    assert generate(argv).written == 0  # a rerun resumes: nothing left to do, no duplicates
