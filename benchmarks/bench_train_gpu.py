@@ -91,55 +91,6 @@ DENSE_BF16_TFLOPS = (  # (substring of the CUDA device name, peak dense bf16 TFL
 TARGETS = {"vs_lf_mmaffben": 3.0, "vs_lf_best": 1.2, "mfu": 0.45}
 
 # Published Qwen2.5-VL-3B/7B-Instruct configs (research notes D.1), in transformers 5.x field names.
-VISION = {
-    "depth": 32,
-    "hidden_size": 1280,
-    "intermediate_size": 3420,
-    "num_heads": 16,
-    "fullatt_block_indexes": [7, 15, 23, 31],
-    "window_size": 112,
-    "patch_size": 14,
-    "temporal_patch_size": 2,
-    "spatial_merge_size": 2,
-    "tokens_per_second": 2,
-    "in_channels": 3,
-    "hidden_act": "silu",
-}
-TEXT = {
-    "3b": {
-        "vocab_size": 151_936,
-        "hidden_size": 2048,
-        "intermediate_size": 11_008,
-        "num_hidden_layers": 36,
-        "num_attention_heads": 16,
-        "num_key_value_heads": 2,
-        "max_window_layers": 70,
-        "tie_word_embeddings": True,
-    },
-    "7b": {
-        "vocab_size": 152_064,
-        "hidden_size": 3584,
-        "intermediate_size": 18_944,
-        "num_hidden_layers": 28,
-        "num_attention_heads": 28,
-        "num_key_value_heads": 4,
-        "max_window_layers": 28,
-        "tie_word_embeddings": False,
-    },
-}
-TEXT_COMMON = {
-    "hidden_act": "silu",
-    "max_position_embeddings": 128_000,
-    "rms_norm_eps": 1e-6,
-    "rope_parameters": {"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [16, 24, 24]},
-    "use_sliding_window": False,
-    "sliding_window": 32_768,
-    "bos_token_id": 151_643,
-    "eos_token_id": 151_645,
-    "pad_token_id": 151_643,
-}
-
-
 # ---------------------------------------------------------------- run plan
 
 
@@ -528,51 +479,19 @@ def samples_per_pack(lengths: list[int], budget: int) -> float:
 # ---------------------------------------------------------------- models
 
 
-def build_config(size: str) -> Any:
-    from transformers import Qwen2_5_VLConfig
-
-    from mmaff.tiny_model import IMAGE_PAD_ID as IMAGE_ID
-    from mmaff.tiny_model import VIDEO_PAD_ID as VIDEO_ID
-    from mmaff.tiny_model import VISION_END_ID, VISION_START_ID
-
-    text = {**TEXT_COMMON, **TEXT[size]}
-    vision = {**VISION, "out_hidden_size": text["hidden_size"]}
-    mirrored = (
-        "vocab_size",
-        "hidden_size",
-        "intermediate_size",
-        "num_hidden_layers",
-        "num_attention_heads",
-        "num_key_value_heads",
-        "bos_token_id",
-        "eos_token_id",
-        "pad_token_id",
-    )
-    return Qwen2_5_VLConfig(
-        text_config=json.loads(json.dumps(text)),
-        vision_config=vision,
-        image_token_id=IMAGE_ID,
-        video_token_id=VIDEO_ID,
-        vision_start_token_id=VISION_START_ID,
-        vision_end_token_id=VISION_END_ID,
-        tie_word_embeddings=text["tie_word_embeddings"],
-        **{key: text[key] for key in mirrored},
-    )
-
-
 def write_real_size_model(size: str, out: Path, device: str) -> None:
     """Random-init Qwen2.5-VL-{3B,7B} in bf16, built directly on `device`, saved with the real processor.
     Runs in a subprocess (`_build-model`) so that the benchmark's parent process never holds a CUDA context."""
     import torch
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    from mmaff.tiny_model import build_generation_config, build_processor
+    from mmaff.tiny_model import build_generation_config, build_processor, real_size_config
 
     torch.manual_seed(0)
     staging = out.with_name(out.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     with torch.device(device):
-        model = Qwen2_5_VLForConditionalGeneration._from_config(build_config(size), dtype=torch.bfloat16)
+        model = Qwen2_5_VLForConditionalGeneration._from_config(real_size_config(size), dtype=torch.bfloat16)
     model.generation_config = build_generation_config()
     model.save_pretrained(staging, max_shard_size="5GB")
     build_processor().save_pretrained(staging)

@@ -42,23 +42,14 @@ import numpy as np
 from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from mmaff.registry import load_registry
+
 INVALID = "<invalid>"
 """Name of the extra confusion-matrix column that collects invalid (unparsed or out-of-space) predictions."""
 
-SEMEVAL_EC_LABELS: tuple[str, ...] = (
-    "anger",
-    "anticipation",
-    "disgust",
-    "fear",
-    "joy",
-    "love",
-    "optimism",
-    "pessimism",
-    "sadness",
-    "surprise",
-    "trust",
-)
-"""The 11 SemEval-2018 Task 1 E-c emotions, in the official gold-file column order; neutral = empty set."""
+SEMEVAL_EC_LABELS: tuple[str, ...] = tuple(sorted(load_registry()["semeval2018"].subtasks["E-c"].label_set.labels))
+"""The 11 SemEval-2018 Task 1 E-c emotions of the registry, in the official gold-file column order (alphabetical);
+neutral = empty set."""
 
 _LRAP_CHUNK = 4096
 

@@ -45,6 +45,8 @@ from typing import Any
 
 import numpy as np
 
+from mmaff.registry import load_registry
+
 __all__ = [
     "EXCLUDED_DATASETS",
     "EI_EMOTIONS",
@@ -90,81 +92,33 @@ def _frozen(mapping: dict[str, int]) -> Mapping[str, int]:
     return MappingProxyType(dict(mapping))
 
 
-_EKMAN7 = {"neutral": 0, "happiness": 1, "sadness": 2, "anger": 3, "fear": 4, "surprise": 5, "disgust": 6}
+def _mmaffben_map(dataset: str, subtask: str, *, neutral_column: bool = False) -> Mapping[str, int]:
+    """The label set our registry keeps in MMAFFBen's numbering, as a parser map; its `none` answer
+    ("0. neutral") is a column, as MMAFFBen makes it, and `neutral_column` adds one where MMAFFBen adds it anyway."""
+    label_set = load_registry()[dataset].subtasks[subtask].label_set
+    columns = {label_set.none["name"]: label_set.none["id"]} if label_set.none else {}
+    if neutral_column:
+        columns = {"neutral": 0, **columns}
+    columns.update(zip(label_set.labels, label_set.ids, strict=True))
+    return _frozen(columns)
+
 
 #: SemEval-2018 E-c, 11 emotions plus the "0. neutral" column MMAFFBen adds (12 columns).
-SEMEVAL_EC_MAP = _frozen(
-    {
-        "neutral": 0,
-        "joy": 1,
-        "sadness": 2,
-        "anger": 3,
-        "fear": 4,
-        "surprise": 5,
-        "disgust": 6,
-        "anticipation": 7,
-        "love": 8,
-        "optimism": 9,
-        "pessimism": 10,
-        "trust": 11,
-    }
-)
+SEMEVAL_EC_MAP = _mmaffben_map("semeval2018", "E-c")
 #: SMP2020-EWECT: neutral + 5 emotions (no disgust), 6 columns.
-EWECT_MAP = _frozen({k: v for k, v in _EKMAN7.items() if k != "disgust"})
+EWECT_MAP = _mmaffben_map("ewect", "EC")
 #: XED: 8 Plutchik emotions renumbered by MMAFFBen, plus neutral (9 columns).
-XED_MAP = _frozen(
-    {
-        "neutral": 0,
-        "joy": 1,
-        "sadness": 2,
-        "anger": 3,
-        "fear": 4,
-        "surprise": 5,
-        "disgust": 6,
-        "anticipation": 7,
-        "trust": 8,
-    }
-)
+XED_MAP = _mmaffben_map("xed", "EC")
 #: EMOTIC: 26 categories in MMAFFBen's order plus a "neutral" column 0 that gold never uses (27 columns).
 #: "doubt/confusion" is a key, but the parser strips "/" before matching, so it can only be set by its number.
-EMOTIC_MAP = _frozen(
-    {
-        "neutral": 0,
-        "happiness": 1,
-        "sadness": 2,
-        "anger": 3,
-        "fear": 4,
-        "surprise": 5,
-        "aversion": 6,
-        "excitement": 7,
-        "peace": 8,
-        "affection": 9,
-        "annoyance": 10,
-        "anticipation": 11,
-        "confidence": 12,
-        "disapproval": 13,
-        "disconnection": 14,
-        "disquietment": 15,
-        "doubt/confusion": 16,
-        "embarrassment": 17,
-        "engagement": 18,
-        "esteem": 19,
-        "fatigue": 20,
-        "pain": 21,
-        "pleasure": 22,
-        "sensitivity": 23,
-        "suffering": 24,
-        "sympathy": 25,
-        "yearning": 26,
-    }
-)
+EMOTIC_MAP = _mmaffben_map("emotic", "EC", neutral_column=True)
 #: FER2013, CFAPS and MELD: neutral + 6 Ekman emotions in MMAFFBen's order (7 columns).
-FER2013_MAP = _frozen(_EKMAN7)
-CFAPS_MAP = _frozen(_EKMAN7)
-MELD_MAP = _frozen(_EKMAN7)
+FER2013_MAP = _mmaffben_map("fer2013", "EC")
+CFAPS_MAP = _mmaffben_map("cfaps", "EC")
+MELD_MAP = _mmaffben_map("meld", "EC")
 #: SAMSEMO: neutral + 6 Ekman + "other emotions" with id 99 -> 8 columns; column 7 is named by no key, and
 #: "other emotions" (a two-word key, id outside range(8)) never sets anything: "99. other emotions" -> all-zero.
-SAMSEMO_MAP = _frozen({**_EKMAN7, "other emotions": 99})
+SAMSEMO_MAP = _mmaffben_map("samsemo", "EC")
 
 #: The order in which the notebook slices, prints and saves the four EI emotions.
 EI_EMOTIONS = ("anger", "fear", "joy", "sadness")

@@ -196,7 +196,39 @@ def train_means(corpus_root: str | Path, tasks: dict[str, EvalTask]) -> dict[str
     return {name: {k: sums[name][k] / counts[name][k] for k in counts[name]} for name in counts}
 
 
-def _score_values(target_type: str, space: Any, gold: list, pred: list, means: dict[str, float], prefix: str):
+def _open_vocabulary(gold: list, pred: list, languages: list[str]) -> dict:
+    """Acc@1 per language (normalisation is language-specific, e.g. Spanish gender endings), pooled by count."""
+    from mmaff import metrics
+
+    by_language: dict[str, list[int]] = defaultdict(list)
+    for i, language in enumerate(languages):
+        by_language[language].append(i)
+    parts = {
+        language: metrics.open_vocabulary_at_k(
+            [gold[i] for i in rows],
+            [[pred[i]] if pred[i] is not None else [] for i in rows],
+            ks=(1,),
+            language=language,
+        )
+        for language, rows in sorted(by_language.items())
+    }
+    n = len(gold)
+    pooled = {
+        match: {"acc@1": sum(part[match]["acc@1"] * part["n"] for part in parts.values()) / n}
+        for match in ("exact", "normalised")
+    }
+    return {
+        "n": n,
+        **pooled,
+        "headline": "normalised",
+        "invalid": sum(p["invalid"] for p in parts.values()),
+        "languages": sorted(parts),
+    }
+
+
+def _score_values(
+    target_type: str, space: Any, gold: list, pred: list, means: dict[str, float], prefix: str, languages: list[str]
+):
     from mmaff import metrics
 
     if target_type == "single":
@@ -212,9 +244,7 @@ def _score_values(target_type: str, space: Any, gold: list, pred: list, means: d
         impute = {d: means.get(f"{prefix}.{d}" if prefix else d, 0.0) for d in space["dims"]}
         return metrics.vad(gold, pred, tuple(space["dims"]), impute=impute)
     if target_type == "open":
-        return metrics.open_vocabulary_at_k(
-            gold, [[p] if p is not None else [] for p in pred], ks=(1,), language=means.get("__language__", "en")
-        )
+        return _open_vocabulary(gold, pred, languages)
     if target_type == "joint":
         return {
             part: _score_values(
@@ -224,6 +254,7 @@ def _score_values(target_type: str, space: Any, gold: list, pred: list, means: d
                 [None if p is None else p.get(part) for p in pred],
                 means,
                 part,
+                languages,
             )
             for part, kind in space["types"].items()
         }
@@ -240,9 +271,8 @@ def score_corrected(task: EvalTask, items: list[Item], parsed: dict[str, Parsed]
     def block(rows: list[Item]) -> dict:
         gold = [i.gold for i in rows]
         pred = [parsed[i.id].value for i in rows]
-        languages = {i.language for i in rows}
-        local = dict(means, __language__=next(iter(languages)) if len(languages) == 1 else "en")
-        return _score_values(task.target_type, rows[0].label_space, gold, pred, local, "")
+        languages = [i.language for i in rows]
+        return _score_values(task.target_type, rows[0].label_space, gold, pred, means, "", languages)
 
     result: dict[str, Any] = {"n": len(items), "pooled": block(items)}
     if "language" in task.group_by:

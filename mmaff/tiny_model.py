@@ -119,13 +119,13 @@ TEXT_CONFIG: dict[str, Any] = {
     "eos_token_id": IM_END_ID,
     "pad_token_id": ENDOFTEXT_ID,
 }
-VISION_CONFIG: dict[str, Any] = {
-    "depth": 2,
-    "hidden_size": 32,
-    "intermediate_size": 64,
-    "num_heads": 2,
-    "out_hidden_size": 64,  # must equal the text hidden size (the merger projects into it)
-    "fullatt_block_indexes": [1],  # must be valid for depth (trl#5805)
+# The published Qwen2.5-VL-3B/7B-Instruct vision tower (config.json; shared research notes, training.md D.1).
+REAL_VISION_CONFIG: dict[str, Any] = {
+    "depth": 32,
+    "hidden_size": 1280,
+    "intermediate_size": 3420,
+    "num_heads": 16,
+    "fullatt_block_indexes": [7, 15, 23, 31],
     "window_size": 112,
     "patch_size": 14,
     "temporal_patch_size": 2,
@@ -133,6 +133,15 @@ VISION_CONFIG: dict[str, Any] = {
     "tokens_per_second": 2,
     "in_channels": 3,
     "hidden_act": "silu",
+}
+VISION_CONFIG: dict[str, Any] = {  # the real vision tower's layout, shrunk
+    **REAL_VISION_CONFIG,
+    "depth": 2,
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_heads": 2,
+    "out_hidden_size": 64,  # must equal the text hidden size (the merger projects into it)
+    "fullatt_block_indexes": [1],  # must be valid for depth (trl#5805)
 }
 # Mirrored at the config root like the released Qwen2.5-VL config.json, for code that reads `model.config.hidden_size`
 # and friends (see TRL's tiny-model script and transformers#41020); kept equal to the text_config values.
@@ -147,6 +156,41 @@ ROOT_MIRRORED_KEYS = (
     "eos_token_id",
     "pad_token_id",
 )
+# Real-size text models for random-init throughput tests and meta-device checks (published config.json values,
+# in transformers 5's field names).
+REAL_TEXT_CONFIGS: dict[str, dict[str, Any]] = {
+    "3b": {
+        "vocab_size": 151_936,
+        "hidden_size": 2048,
+        "intermediate_size": 11_008,
+        "num_hidden_layers": 36,
+        "num_attention_heads": 16,
+        "num_key_value_heads": 2,
+        "max_window_layers": 70,
+        "tie_word_embeddings": True,
+    },
+    "7b": {
+        "vocab_size": 152_064,
+        "hidden_size": 3584,
+        "intermediate_size": 18_944,
+        "num_hidden_layers": 28,
+        "num_attention_heads": 28,
+        "num_key_value_heads": 4,
+        "max_window_layers": 28,
+        "tie_word_embeddings": False,
+    },
+}
+REAL_TEXT_COMMON: dict[str, Any] = {
+    "hidden_act": "silu",
+    "max_position_embeddings": 128_000,
+    "rms_norm_eps": 1e-6,
+    "rope_parameters": {"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [16, 24, 24]},
+    "use_sliding_window": False,
+    "sliding_window": 32_768,
+    "bos_token_id": 151_643,
+    "eos_token_id": 151_645,
+    "pad_token_id": 151_643,
+}
 # Qwen/Qwen2.5-VL-*-Instruct preprocessor_config.json values (used for images and, as there, for video frames).
 PROCESSOR_CONFIG: dict[str, Any] = {
     "min_pixels": 3_136,
@@ -304,19 +348,26 @@ def build_processor(tokenizer: Qwen2Tokenizer | None = None) -> Qwen2_5_VLProces
 # ---------------------------------------------------------------- model
 
 
-def build_config() -> Qwen2_5_VLConfig:
+def build_config(text: dict[str, Any] = TEXT_CONFIG, vision: dict[str, Any] = VISION_CONFIG) -> Qwen2_5_VLConfig:
+    """A Qwen2.5-VL config from text/vision dicts (the tiny model's by default), ids and root mirrors included."""
     from transformers import Qwen2_5_VLConfig
 
     return Qwen2_5_VLConfig(
-        text_config=json.loads(json.dumps(TEXT_CONFIG)),  # deep copy: the config keeps and edits these dicts
-        vision_config=json.loads(json.dumps(VISION_CONFIG)),
+        text_config=json.loads(json.dumps(text)),  # deep copy: the config keeps and edits these dicts
+        vision_config=json.loads(json.dumps(vision)),
         image_token_id=IMAGE_PAD_ID,
         video_token_id=VIDEO_PAD_ID,
         vision_start_token_id=VISION_START_ID,
         vision_end_token_id=VISION_END_ID,
-        tie_word_embeddings=True,
-        **{key: TEXT_CONFIG[key] for key in ROOT_MIRRORED_KEYS},
+        tie_word_embeddings=text["tie_word_embeddings"],
+        **{key: text[key] for key in ROOT_MIRRORED_KEYS},
     )
+
+
+def real_size_config(size: str) -> Qwen2_5_VLConfig:
+    """The published Qwen2.5-VL-3B / 7B architecture ("3b" / "7b"), for random-init or meta-device models."""
+    text = {**REAL_TEXT_COMMON, **REAL_TEXT_CONFIGS[size]}
+    return build_config(text, {**REAL_VISION_CONFIG, "out_hidden_size": text["hidden_size"]})
 
 
 def build_generation_config() -> GenerationConfig:

@@ -76,36 +76,12 @@ def test_bare_launch_picks_a_recipe_that_fits(monkeypatch):
 
 
 def _qwen25_vl_7b_on_meta():
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    from transformers import Qwen2_5_VLForConditionalGeneration
 
-    config = Qwen2_5_VLConfig(
-        text_config={
-            "hidden_size": 3584,
-            "intermediate_size": 18944,
-            "num_hidden_layers": 28,
-            "num_attention_heads": 28,
-            "num_key_value_heads": 4,
-            "vocab_size": 152064,
-            "tie_word_embeddings": False,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
-        },
-        vision_config={
-            "depth": 32,
-            "hidden_size": 1280,
-            "intermediate_size": 3420,
-            "num_heads": 16,
-            "out_hidden_size": 3584,
-            "fullatt_block_indexes": [7, 15, 23, 31],
-            "window_size": 112,
-            "patch_size": 14,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-            "tokens_per_second": 2,
-        },
-        tie_word_embeddings=False,
-    )
+    from mmaff.tiny_model import real_size_config
+
     with torch.device("meta"):
-        return Qwen2_5_VLForConditionalGeneration(config)
+        return Qwen2_5_VLForConditionalGeneration(real_size_config("7b"))
 
 
 def test_lora_targets_exactly_the_language_model_linears_of_the_real_7b():

@@ -93,6 +93,8 @@ def test_perfect_predictions_score_perfectly_in_both_modes(sample_corpus, gold_a
         if entry["target_type"] == "real" and pooled["pearson"] is not None and not pooled.get("constant_gold"):
             assert pooled["pearson"] == pytest.approx(1.0, abs=1e-3), name
         assert ("paper_compat" in entry) == TASKS[name].paper_compat, name
+    masive = report["tasks"]["masive/ASI"]["corrected"]["pooled"]
+    assert masive["exact"]["acc@1"] == masive["normalised"]["acc@1"] == 1.0 and masive["languages"] == ["en", "es"]
     assert set(report["tasks"]["mms/SP"]["corrected"]["per_language"]) >= {"en", "de"}
     assert "anger" in report["tasks"]["semeval2018/EI-reg"]["corrected"]["per_emotion"]
 

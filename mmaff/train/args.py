@@ -27,7 +27,7 @@ class DataArguments:
     dataset_mixture: dict[str, float] | None = field(
         default=None,
         metadata={
-            "help": "Weight per corpus dataset (copies per record: 2 = twice, 0.5 = a seeded half, 0 = left out). "
+            "help": "Weight per corpus dataset (copies per record: 2 = twice, 0.5 = a seeded half, 0 or not named = left out). "
             "Default: the weights the corpus was built with (manifest.json -> mixture)."
         },
     )

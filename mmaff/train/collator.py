@@ -284,14 +284,13 @@ class MixedModalCollator:
         self.max_length = max_length
         self.vision_dummy = vision_dummy
         self.pad_token_id = encoder.processor.tokenizer.pad_token_id
-        self.dropped = 0
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         samples = []
         for record in (record for item in items for record in item.get("records", [item])):
             sample = self.encoder.encode(record)
             if self.max_length is not None and len(sample) > self.max_length:
-                self.dropped += 1  # the map-style path drops these before packing; streaming meets them here
+                # The map-style path drops (and reports) these before packing; only a stream meets them here.
                 log.warning("dropping %s: %d tokens > max_length %d", sample.id, len(sample), self.max_length)
                 continue
             samples.append(sample)
