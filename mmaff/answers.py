@@ -18,6 +18,34 @@ _ANY_NUMBER = re.compile(rf"(?<![\w.]){NUMBER}(?![\w.])")
 _CUE_NUMBER = re.compile(rf"(?:score|intensity|value|valence|rating|answer)\s*(?:is|=|:)?\s*({NUMBER})", re.I)
 _NUMBERED_ITEM = re.compile(r"^\s*\{?([+-]?\d+)\}?\s*[.:)]\s*(.*?)\s*[.!]?\s*$")
 _SEPARATORS = re.compile(r"\s*[,;\n]\s*")
+_ID_ONLY = re.compile(r"^\s*([+-]?\d+)()\s*$")
+_ORDINAL = re.compile(r"^\s*([+-]?\d+)\s*(?::\s*(.*?))?\s*\.?\s*$")
+_INTEGER = re.compile(r"(?<![\w.])[+-]?\d+(?![\w.])")
+
+# Parsing runs once per reply (hundreds of thousands per scoring run), over a handful of label sets, dimensions
+# and section titles: the label maps and the regexes built from them are made once per distinct key and kept.
+_LABEL_MAPS: dict[tuple[tuple[Any, ...], tuple[Any, ...]], tuple[dict[int, str], dict[str, str]]] = {}
+_PATTERNS: dict[tuple[str, Any], re.Pattern[str]] = {}
+
+
+def _pattern(kind: str, key: Any) -> re.Pattern[str]:
+    """The compiled regex of one kind for one label name / none answer / VAD dimension / section title."""
+    pattern = _PATTERNS.get((kind, key))
+    if pattern is None:
+        if kind == "word":  # a label name (lower case) as a whole word
+            pattern = re.compile(rf"(?<!\w){re.escape(key)}(?!\w)")
+        elif kind == "word_i":  # the none answer's name as a whole word, any case
+            pattern = re.compile(rf"(?<!\w){re.escape(key)}(?!\w)", re.I)
+        elif kind == "none_item":  # the strict none answer, e.g. "0. neutral"
+            pattern = re.compile(rf"^\s*{key[0]}\s*[.:)]\s*{re.escape(key[1])}\s*\.?$", re.I)
+        elif kind == "vad":
+            pattern = re.compile(rf"{key}\s*[:=]\s*({NUMBER})", re.I)
+        elif kind == "section":
+            pattern = re.compile(rf"^\s*{re.escape(key)}\s*:\s*(.+?)\s*$", re.I | re.M)
+        else:
+            raise ValueError(kind)
+        _PATTERNS[(kind, key)] = pattern
+    return pattern
 
 
 @dataclass(frozen=True)
@@ -37,9 +65,14 @@ def format_number(value: float, decimals: int) -> str:
 
 
 def _label_maps(space: dict[str, Any]) -> tuple[dict[int, str], dict[str, str]]:
-    by_id = dict(zip(space["ids"], space["labels"], strict=True))
-    by_name = {name.lower(): name for name in space["labels"]}
-    return by_id, by_name
+    """(id -> label, lower-case name -> label), made once per label set (read-only: shared by every call)."""
+    key = (tuple(space["labels"]), tuple(space["ids"]))
+    maps = _LABEL_MAPS.get(key)
+    if maps is None:
+        by_id = dict(zip(space["ids"], space["labels"], strict=True))
+        by_name = {name.lower(): name for name in space["labels"]}
+        maps = _LABEL_MAPS[key] = (by_id, by_name)
+    return maps
 
 
 # ---------------------------------------------------------------- rendering
@@ -96,7 +129,7 @@ def _parse_label_item(item: str, by_id: dict[int, str], by_name: dict[str, str])
 
 def _id_only_item(item: str, by_id: dict[int, str]) -> str | None:
     """'3' or '3.' -> the label with id 3. An item whose name part is not that label ('3. joy') is ambiguous: None."""
-    match = _NUMBERED_ITEM.match(item) or re.match(r"^\s*([+-]?\d+)()\s*$", item)
+    match = _NUMBERED_ITEM.match(item) or _ID_ONLY.match(item)
     if not match or int(match.group(1)) not in by_id:
         return None
     name = match.group(2).strip().lower()
@@ -104,8 +137,8 @@ def _id_only_item(item: str, by_id: dict[int, str]) -> str | None:
 
 
 def _names_in(text: str, by_name: dict[str, str]) -> list[str]:
-    lowered = text.lower()
-    return [label for key, label in by_name.items() if re.search(rf"(?<!\w){re.escape(key)}(?!\w)", lowered)]
+    lowered = text.lower()  # the substring test is only a shortcut: the regex match needs that substring
+    return [label for key, label in by_name.items() if key in lowered and _pattern("word", key).search(lowered)]
 
 
 def _parse_single(text: str, space: dict[str, Any]) -> Parsed:
@@ -124,7 +157,7 @@ def _parse_multi(text: str, space: dict[str, Any]) -> Parsed:
     by_id, by_name = _label_maps(space)
     none = space.get("none")
     items = [i for i in _SEPARATORS.split(text.strip()) if i]
-    none_item = re.compile(rf"^\s*{none['id']}\s*[.:)]\s*{re.escape(none['name'])}\s*\.?$", re.I) if none else None
+    none_item = _pattern("none_item", (none["id"], none["name"])) if none else None
     if none_item is not None and len(items) == 1 and none_item.match(items[0]):
         return Parsed([], "strict")
     strict = [_parse_label_item(i, by_id, by_name) for i in items]
@@ -134,7 +167,7 @@ def _parse_multi(text: str, space: dict[str, Any]) -> Parsed:
     found.update(label for label in (_id_only_item(item, by_id) for item in items) if label is not None)
     if found:
         return Parsed([label for label in space["labels"] if label in found], "lenient")
-    if none is not None and re.search(rf"(?<!\w){re.escape(none['name'])}(?!\w)", text, re.I):
+    if none is not None and _pattern("word_i", none["name"]).search(text):
         return Parsed([], "lenient")
     return FAILED
 
@@ -156,13 +189,13 @@ def _parse_number(text: str, space: dict[str, Any]) -> Parsed:
 
 
 def _parse_ordinal(text: str, space: dict[str, Any]) -> Parsed:
-    match = re.match(r"^\s*([+-]?\d+)\s*(?::\s*(.*?))?\s*\.?\s*$", text)
+    match = _ORDINAL.match(text)
     if match:
         value = int(match.group(1))
         name = space["classes"].get(str(value))
         if name is not None and (match.group(2) is None or match.group(2).lower() == name.lower()):
             return Parsed(value, "strict")
-    integers = [int(x) for x in re.findall(r"(?<![\w.])[+-]?\d+(?![\w.])", text)]
+    integers = [int(x) for x in _INTEGER.findall(text)]
     in_range = [x for x in integers if space["min"] <= x <= space["max"]]
     if len(set(in_range)) == 1:
         return Parsed(in_range[0], "lenient")
@@ -172,7 +205,7 @@ def _parse_ordinal(text: str, space: dict[str, Any]) -> Parsed:
 def _parse_vad(text: str, space: dict[str, Any], spec: dict[str, Any]) -> Parsed:
     values, strict = {}, True
     for dim in space["dims"]:
-        match = re.search(rf"{dim}\s*[:=]\s*({NUMBER})", text, re.I)
+        match = _pattern("vad", dim).search(text)
         if not match:
             return FAILED
         values[dim] = float(match.group(1))
@@ -196,7 +229,7 @@ def _parse_terms(text: str, spec: dict[str, Any]) -> Parsed:
 def _parse_sections(text: str, spec: dict[str, Any], space: dict[str, Any]) -> Parsed:
     values, statuses = {}, []
     for task, part in spec["parts"].items():
-        match = re.search(rf"^\s*{re.escape(part['title'])}\s*:\s*(.+?)\s*$", text, re.I | re.M)
+        match = _pattern("section", part["title"]).search(text)
         if not match:
             return FAILED
         parsed = parse_answer(match.group(1), part, space["parts"][task])

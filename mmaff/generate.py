@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mmaff.media import MediaBudget, smart_resize
-from mmaff.predictions import PredictionWriter, done_ids, merge_shards
+from mmaff.predictions import PredictionWriter, check_run, corpus_fingerprint, done_ids, merge_shards, write_run
 from mmaff.train.collator import MediaLoader
 
 if TYPE_CHECKING:  # torch / transformers are imported where they are needed (the server client needs neither)
@@ -132,7 +132,7 @@ class Prediction:
     """One backend answer: text (a ranked list for top-k decoding), seconds spent, extra fields for the row."""
 
     id: str
-    text: str | list[str]
+    text: str | list[str] | dict[str, float]  # text, ranked beams (top-k), or label -> score (mmaff.likelihood)
     seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -142,6 +142,7 @@ class Backend(Protocol):
 
     name: str
     model_name: str
+    decoding: dict[str, Any]  # the settings that decide the outputs (recorded in the run file)
 
     def predict(self, records: Sequence[dict[str, Any]]) -> Iterator[list[Prediction]]: ...
 
@@ -303,6 +304,14 @@ class HFGenerator:
         self.model.to(self.device).eval()
         eos = self.model.generation_config.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos])
+        self.decoding = {
+            "do_sample": False,
+            "num_beams": num_beams,
+            "num_return_sequences": num_return_sequences,
+            "repetition_penalty": 1.0,
+            "max_new_tokens": self.max_new_tokens,
+            "dtype": str(self.model.dtype).removeprefix("torch."),
+        }
         self.too_long: list[str] = []
         self._tokenizer_lock = threading.Lock()  # media are encoded in a prefetch thread, text decoded here
 
@@ -503,6 +512,13 @@ class OpenAIChatGenerator:
         self.backoff, self.max_backoff, self.video_mode = backoff, max_backoff, video_mode
         self.max_new_tokens = {**MAX_NEW_TOKENS, **(max_new_tokens or {})}
         self.extra_body = extra_body or {}
+        self.decoding = {
+            "temperature": 0,
+            "max_new_tokens": self.max_new_tokens,
+            "video_mode": video_mode,
+            "url": self.url,
+            **self.extra_body,
+        }
         host = urllib.parse.urlsplit(self.url).hostname
         handlers = [urllib.request.ProxyHandler({})] if host in LOOPBACK else []  # a local server: no proxy
         self._opener = urllib.request.build_opener(*handlers)
@@ -707,6 +723,7 @@ class VLLMGenerator:
         self.processor = AutoProcessor.from_pretrained(model_path)
         self.media = MediaLoader(corpus_root, budget, decoder)
         self.max_new_tokens = {**MAX_NEW_TOKENS, **(max_new_tokens or {})}
+        self.decoding = {"temperature": 0, "max_new_tokens": self.max_new_tokens}
         self.chunk_size = chunk_size
         self.too_long: list[str] = []
         pixels = {"min_pixels": budget.image_min_pixels, "max_pixels": budget.image_max_pixels}
@@ -820,6 +837,32 @@ def _backend(args: argparse.Namespace, root: Path, budget: MediaBudget) -> Backe
     return VLLMGenerator(args.model, root, budget, decoder=args.decoder)
 
 
+def run_description(
+    args: argparse.Namespace, backend: Backend, corpus_root: Path, argv: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """What the run file records: backend, model, corpus build, split, decoding, package versions, command."""
+    import sys
+    from datetime import datetime, timezone
+    from importlib.metadata import PackageNotFoundError, version
+
+    packages = {}
+    for name in ("mmaff", "torch", "transformers", "vllm"):
+        try:
+            packages[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return {
+        "backend": backend.name,
+        "model": backend.model_name,
+        **corpus_fingerprint(corpus_root),
+        "split": args.split,
+        "decoding": backend.decoding,
+        "packages": packages,
+        "command": ["python", "-m", "mmaff.generate", *(sys.argv[1:] if argv is None else argv)],
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> GenerateReport:
     from mmaff.train.data import open_corpus
 
@@ -830,9 +873,16 @@ def main(argv: Sequence[str] | None = None) -> GenerateReport:
         corpus.root, args.split, datasets=args.datasets, modalities=args.modalities, limit=args.limit
     )
     backend = _backend(args, corpus.root, corpus.budget)
+    run = run_description(args, backend, corpus.root, argv)
     if args.backend == "hf":
-        report = generate_data_parallel(records, backend, args.out)
+        state = distributed_state()
+        check_run(args.out, run)  # every rank refuses to resume into another run's file
+        state.wait_for_everyone()
+        if state.is_main_process:
+            write_run(args.out, run)
+        report = generate_data_parallel(records, backend, args.out, state=state)
     else:  # servers and vLLM parallelise themselves: one process
+        write_run(args.out, run)
         with PredictionWriter(args.out) as writer:
             report = generate(records, backend, writer)
     print(json.dumps(report.as_dict()))

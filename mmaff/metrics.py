@@ -808,3 +808,34 @@ def chance_normalised(score: float | None, chance: float) -> float | None:
     if score is None:
         return None
     return float((score - chance) / (1.0 - chance))
+
+
+# ---------------------------------------------------------------- reading a declared metric back
+
+# Task declarations name metrics (eval/tasks/*.yaml `metrics` / `primary`); the result dicts above key them
+# differently or nest them. Names not listed here are top-level keys of the same name.
+_RESULT_KEYS = {
+    "jaccard": "jaccard_samples",
+    "pearson_mean": "mean_pearson",
+    **{f"acc@{k}": f"exact.acc@{k}" for k in (1, 3, 5)},
+    **{f"acc@{k}_normalised": f"normalised.acc@{k}" for k in (1, 3, 5)},
+}
+
+# The metric each target type is put beside its chance level with (`chance_level` is defined for these).
+CHANCE_METRIC = {
+    "single": "accuracy",
+    "multi": "jaccard",
+    "real": "pearson",
+    "ordinal": "pearson",
+    "vad": "pearson_mean",
+    "open": "acc@1_normalised",
+}
+
+
+def metric_value(result: Mapping[str, Any], name: str) -> float | None:
+    """The value of a declared metric (``"jaccard"``, ``"acc@3_normalised"``, ...) in a result dict, or None when
+    the result does not have it (a metric left undefined, or an Acc@k beyond the beams that were generated)."""
+    try:
+        return _lookup(result, _RESULT_KEYS.get(name, name))
+    except (KeyError, ValueError):
+        return None

@@ -799,6 +799,23 @@ def _fell_back(task: PaperCompatTask, text: Any, parsed: Any) -> bool:
     return _FALLBACK_PARSERS[task.parser](text)
 
 
+def _memoised(function: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`function` with its results kept per string argument: replies and gold texts repeat a lot ("3. anger"),
+    and every parser is a pure function of the text. Results are shared between equal texts, read-only."""
+    cache: dict[str, Any] = {}
+
+    def memoised(text: Any) -> Any:
+        if type(text) is not str:
+            return function(text)
+        try:
+            return cache[text]
+        except KeyError:
+            value = cache[text] = function(text)
+            return value
+
+    return memoised
+
+
 def _metrics(task: PaperCompatTask, golds: list, preds: list, emotions: list[str] | None) -> dict[str, float]:
     if task.per_emotion:
         per = {}
@@ -867,8 +884,10 @@ def score_paper_compat(
         if unknown:
             raise ValueError(f"{dataset}/{subtask}: emotions must be among {EI_EMOTIONS}, got {unknown}")
 
-    parsed_preds = [task.parser(text) for text in raw_outputs]
-    parsed_golds = [task.parser(text) for text in golds]
+    parse = _memoised(task.parser)
+    fell_back = _memoised(lambda text: _fell_back(task, text, parse(text)))
+    parsed_preds = [parse(text) for text in raw_outputs]
+    parsed_golds = [parse(text) for text in golds]
     emotions_list = groups.get("emotion")
 
     result: dict[str, Any] = {
@@ -880,8 +899,8 @@ def score_paper_compat(
         "notebook_names": dict(task.notebook_names),
         "saved": list(task.saved),
         "parse_fallbacks": {
-            "predictions": sum(_fell_back(task, t, p) for t, p in zip(raw_outputs, parsed_preds)),
-            "golds": sum(_fell_back(task, t, p) for t, p in zip(golds, parsed_golds)),
+            "predictions": sum(map(fell_back, raw_outputs)),
+            "golds": sum(map(fell_back, golds)),
         },
         "notes": list(task.notes),
     }

@@ -174,3 +174,58 @@ def merge_shards(paths: Iterable[str | Path], out: str | Path) -> int:
         os.fsync(f.fileno())
     os.replace(tmp, out)
     return len(merged)
+
+
+# ---------------------------------------------------------------------------------------- run descriptions
+
+# Settings that decide what a prediction is: a predictions file must never mix runs that differ in them.
+RUN_IDENTITY = ("backend", "model", "corpus_sha256", "split", "decoding")
+
+
+def run_path(predictions: str | Path) -> Path:
+    """``preds.jsonl`` -> ``preds.run.json``: how the predictions in the file were made."""
+    path = Path(predictions)
+    stem = path.name[: -len(".jsonl")] if path.name.endswith(".jsonl") else path.name
+    return path.with_name(f"{stem}.run.json")
+
+
+def corpus_fingerprint(corpus_root: str | Path) -> dict[str, Any]:
+    """The corpus's name and the sha256 of its manifest (which lists the sha256 of every split file)."""
+    import hashlib
+
+    manifest = Path(corpus_root) / "manifest.json"
+    data = manifest.read_bytes()
+    return {
+        "corpus": json.loads(data).get("corpus"),
+        "corpus_path": str(corpus_root),
+        "corpus_sha256": hashlib.sha256(data).hexdigest(),
+    }
+
+
+def read_run(predictions: str | Path) -> dict[str, Any] | None:
+    path = run_path(predictions)
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def check_run(predictions: str | Path, run: dict[str, Any]) -> dict[str, Any]:
+    """`run`, keeping the start time of an earlier run into the same file. Resuming into a file made with other
+    `RUN_IDENTITY` settings (another model, corpus build, split or decoding) is an error: its rows would be
+    scored as one run."""
+    earlier = read_run(predictions)
+    if earlier is None:
+        return run
+    differ = [key for key in RUN_IDENTITY if earlier.get(key) != run.get(key)]
+    if differ:
+        details = "; ".join(f"{k}: {earlier.get(k)!r} -> {run.get(k)!r}" for k in differ)
+        raise PredictionFileError(f"{predictions} holds predictions of another run ({details}); use a new --out")
+    return {**run, "started": earlier.get("started", run.get("started"))}
+
+
+def write_run(predictions: str | Path, run: dict[str, Any]) -> None:
+    """Record how `predictions` is made (after `check_run`), atomically."""
+    run = check_run(predictions, run)
+    path = run_path(predictions)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(run, indent=1, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

@@ -43,9 +43,30 @@ class Item:
     answer: str = ""  # the gold answer text (what paper_compat parses as the notebook does)
 
 
-def read_predictions(path: str | Path) -> dict[str, str]:
-    """id -> raw prediction text. Duplicate ids, missing keys or bad JSON are errors naming the line."""
-    predictions: dict[str, str] = {}
+Reply = str | list[str]  # the generated text, or ranked beams (best first) from top-k decoding
+
+
+@dataclass
+class PredictionMeta:
+    """What the prediction rows say about the run besides the replies (rows from `mmaff.generate` carry these)."""
+
+    models: Counter = field(default_factory=Counter)
+    backends: Counter = field(default_factory=Counter)
+    truncated: set[str] = field(default_factory=set)  # ids whose generation stopped at max_new_tokens
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "models": dict(self.models),
+            "backends": dict(self.backends),
+            "generation_seconds": round(self.seconds, 3),
+        }
+
+
+def read_predictions(path: str | Path, meta: PredictionMeta | None = None) -> dict[str, Reply]:
+    """id -> raw prediction (text, or a list of ranked beams). Duplicate ids, missing keys or bad JSON are errors
+    naming the line. `meta`, if given, collects the rows' model, backend, finish reason and timing."""
+    predictions: dict[str, Reply] = {}
     with open(path, "rb") as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
@@ -58,9 +79,34 @@ def read_predictions(path: str | Path) -> dict[str, str]:
                 raise ScoringError(f'{path}:{number}: expected {{"id": str, "prediction": ...}}')
             if row["id"] in predictions:
                 raise ScoringError(f"{path}:{number}: duplicate id {row['id']!r}")
-            prediction = row["prediction"]
-            predictions[row["id"]] = prediction if isinstance(prediction, str) else json.dumps(prediction)
+            predictions[row["id"]] = _reply(row["prediction"])
+            if meta is not None:
+                _collect(meta, row)
     return predictions
+
+
+def _reply(prediction: Any) -> Reply:
+    if isinstance(prediction, str):
+        return prediction
+    if isinstance(prediction, list) and all(isinstance(beam, str) for beam in prediction):
+        return prediction
+    return json.dumps(prediction, ensure_ascii=False)
+
+
+def _collect(meta: PredictionMeta, row: dict[str, Any]) -> None:
+    if "model" in row:
+        meta.models[str(row["model"])] += 1
+    if "backend" in row:
+        meta.backends[str(row["backend"])] += 1
+    if row.get("finish") == "length":
+        meta.truncated.add(row["id"])
+    if isinstance(row.get("seconds"), (int, float)):
+        meta.seconds += row["seconds"]
+
+
+def top_reply(reply: Reply) -> str:
+    """The reply read as one answer: the best beam of a ranked list."""
+    return reply if isinstance(reply, str) else (reply[0] if reply else "")
 
 
 def corpus_items(corpus_root: str | Path, tasks: dict[str, EvalTask]) -> dict[str, Item]:
@@ -118,7 +164,7 @@ class Coverage:
         }
 
 
-def join(predictions: dict[str, str], items: dict[str, Item], *, allow_partial: bool = False) -> Coverage:
+def join(predictions: dict[str, Reply], items: dict[str, Item], *, allow_partial: bool = False) -> Coverage:
     """Check that predictions and items match id for id; with `allow_partial`, report instead of failing."""
     coverage = Coverage()
     for item in items.values():
@@ -144,14 +190,24 @@ class ReplyParser:
     def __init__(self, registry: dict[str, DatasetSpec] | None = None) -> None:
         self.registry = registry or load_registry()
 
-    def parse(self, item: Item, reply: str) -> Parsed:
+    def parse_text(self, item: Item, reply: str) -> Parsed:
         dataset, subtask_name = item.task.split("/", 1)
         subtasks = self.registry[dataset].subtasks
         style, family = item.template.split("/", 1)
         return load_template(family, style).parse(reply.strip(), subtasks[subtask_name], subtasks)
 
+    def parse(self, item: Item, reply: Reply) -> Parsed:
+        """Open-vocabulary items: every beam is parsed (value = ranked list of parsed beams, None where a beam
+        failed; status = the best beam's), for Acc@k. Other items: the best beam only."""
+        if item.target_type != "open":
+            return self.parse_text(item, top_reply(reply))
+        beams = [self.parse_text(item, beam) for beam in ([reply] if isinstance(reply, str) else reply)]
+        if not beams:
+            return Parsed(None, "failed")
+        return Parsed([beam.value for beam in beams], beams[0].status)
 
-def parse_all(predictions: dict[str, str], items: dict[str, Item]) -> tuple[dict[str, Parsed], dict[str, Any]]:
+
+def parse_all(predictions: dict[str, Reply], items: dict[str, Item]) -> tuple[dict[str, Parsed], dict[str, Any]]:
     """Parsed replies of the covered items, and parse statuses per task and language."""
     parser = ReplyParser()
     parsed: dict[str, Parsed] = {}
@@ -196,31 +252,32 @@ def train_means(corpus_root: str | Path, tasks: dict[str, EvalTask]) -> dict[str
     return {name: {k: sums[name][k] / counts[name][k] for k in counts[name]} for name in counts}
 
 
-def _open_vocabulary(gold: list, pred: list, languages: list[str]) -> dict:
-    """Acc@1 per language (normalisation is language-specific, e.g. Spanish gender endings), pooled by count."""
+def _open_vocabulary(gold: list, ranked: list, languages: list[str]) -> dict:
+    """Acc@k per language (normalisation is language-specific, e.g. Spanish gender endings), pooled by count, for
+    each k in 1, 3, 5 up to the number of beams generated (greedy decoding gives Acc@1 only)."""
     from mmaff import metrics
 
+    beams = max((len(r) for r in ranked if r), default=1)
+    ks = tuple(k for k in (1, 3, 5) if k == 1 or k <= beams)
     by_language: dict[str, list[int]] = defaultdict(list)
     for i, language in enumerate(languages):
         by_language[language].append(i)
     parts = {
         language: metrics.open_vocabulary_at_k(
-            [gold[i] for i in rows],
-            [[pred[i]] if pred[i] is not None else [] for i in rows],
-            ks=(1,),
-            language=language,
+            [gold[i] for i in rows], [ranked[i] for i in rows], ks=ks, language=language
         )
         for language, rows in sorted(by_language.items())
     }
     n = len(gold)
     pooled = {
-        match: {"acc@1": sum(part[match]["acc@1"] * part["n"] for part in parts.values()) / n}
+        match: {f"acc@{k}": sum(part[match][f"acc@{k}"] * part["n"] for part in parts.values()) / n for k in ks}
         for match in ("exact", "normalised")
     }
     return {
         "n": n,
         **pooled,
         "headline": "normalised",
+        "beams": beams,
         "invalid": sum(p["invalid"] for p in parts.values()),
         "languages": sorted(parts),
     }
@@ -280,6 +337,7 @@ def score_corrected(task: EvalTask, items: list[Item], parsed: dict[str, Parsed]
         for item in items:
             by_language[item.language].append(item)
         result["per_language"] = {lang: block(rows) for lang, rows in sorted(by_language.items())}
+        result["language_macro"] = _language_macro(task, result["per_language"])
     if "emotion" in task.group_by:
         by_emotion = defaultdict(list)
         for item in items:
@@ -292,7 +350,51 @@ def score_corrected(task: EvalTask, items: list[Item], parsed: dict[str, Parsed]
     return result
 
 
-def score_paper(task: EvalTask, items: list[Item], predictions: dict[str, str]) -> dict | None:
+def _language_macro(task: EvalTask, per_language: dict[str, dict]) -> dict[str, float | None]:
+    """Unweighted mean over languages of each declared metric (None when a language leaves it undefined)."""
+    from mmaff.metrics import metric_value
+
+    macro: dict[str, float | None] = {}
+    for name in task.metrics:
+        values = [metric_value(result, name) for result in per_language.values()]
+        macro[name] = None if None in values or not values else sum(values) / len(values)
+    return macro
+
+
+def against_chance(target_type: str, space: Any, gold: list, result: dict) -> dict[str, Any]:
+    """The chance-comparable headline of one result (`metrics.CHANCE_METRIC`), its chance level and
+    (value - chance) / (1 - chance). Joint answers: each part by its own type, and the mean over parts."""
+    from mmaff import metrics
+
+    if target_type == "joint":
+        parts = {
+            part: against_chance(kind, space["parts"][part], [g[part] for g in gold], result[part])
+            for part, kind in space["types"].items()
+        }
+        values = [p["chance_normalised"] for p in parts.values()]
+        mean = None if None in values else sum(values) / len(values)
+        return {"metric": "mean over parts", "parts": parts, "chance_normalised": mean}
+    name = metrics.CHANCE_METRIC[target_type]
+    labels = space.get("labels") if isinstance(space, dict) else None
+    chance = metrics.chance_level(target_type, labels, gold=gold if target_type == "multi" else None)
+    value = metrics.metric_value(result, name)
+    return {
+        "metric": name,
+        "value": value,
+        "chance": chance,
+        "chance_normalised": metrics.chance_normalised(value, chance),
+    }
+
+
+def score_ranking(items: list[Item], label_scores: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """Threshold-free multi-label metrics (AP-micro, AUC-micro, LRAP) from per-label likelihood scores."""
+    from mmaff.metrics import multilabel_ranking
+
+    labels = items[0].label_space["labels"]
+    return multilabel_ranking([i.gold for i in items], [label_scores[i.id] for i in items], labels)
+
+
+def score_paper(task: EvalTask, items: list[Item], predictions: dict[str, Reply]) -> dict | None:
     if not task.paper_compat:
         return None
     from mmaff.paper_compat import score_paper_compat
@@ -300,11 +402,34 @@ def score_paper(task: EvalTask, items: list[Item], predictions: dict[str, str]) 
     return score_paper_compat(
         task.dataset,
         task.subtask,
-        [predictions[i.id] for i in items],
+        [top_reply(predictions[i.id]) for i in items],
         [i.answer for i in items],
         emotions=[i.emotion for i in items] if task.subtask in ("EI-reg", "EI-oc") else None,
         languages=[i.language for i in items] if "language" in task.group_by else None,
     )
+
+
+def overall(tasks: dict[str, EvalTask], results: dict[str, dict]) -> dict[str, Any]:
+    """Per task group: the mean chance-normalised headline over its tasks (tasks where it is undefined listed)."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for name in results:
+        for group in tasks[name].groups:
+            groups[group].append(name)
+    summary = {}
+    for group, names in sorted(groups.items()):
+        values = {n: results[n]["against_chance"]["chance_normalised"] for n in names}
+        defined = [v for v in values.values() if v is not None]
+        summary[group] = {
+            "mean_chance_normalised": sum(defined) / len(defined) if defined else None,
+            "tasks": len(names),
+            "undefined": sorted(n for n, v in values.items() if v is None),
+        }
+    return summary
+
+
+def _count_by_cell(ids: set[str], items: dict[str, Item]) -> dict[str, int]:
+    counts = Counter(f"{items[i].task}|{items[i].language}" for i in ids if i in items)
+    return dict(sorted(counts.items()))
 
 
 def score(
@@ -314,8 +439,13 @@ def score(
     *,
     allow_partial: bool = False,
     modes: tuple[str, ...] = ("corrected", "paper_compat"),
-) -> dict[str, Any]:
-    predictions = read_predictions(predictions_path)
+    label_scores: dict[str, dict[str, float]] | None = None,
+) -> tuple[dict[str, Any], dict[str, tuple[list[Item], list[Any]]]]:
+    """metrics.json's content, and per task the scored items with their parsed values (for plots)."""
+    from mmaff.predictions import corpus_fingerprint, read_run
+
+    meta = PredictionMeta()
+    predictions = read_predictions(predictions_path, meta)
     items = corpus_items(corpus_root, tasks)
     coverage = join(predictions, items, allow_partial=allow_partial)
     parsed, statuses = parse_all(predictions, items)
@@ -324,7 +454,7 @@ def score(
     for item in items.values():
         if item.id in parsed:
             by_task[item.task].append(item)
-    results = {}
+    results, scored = {}, {}
     for name, task in tasks.items():
         rows = sorted(by_task.get(name, []), key=lambda i: i.id)
         if not rows:
@@ -332,21 +462,51 @@ def score(
         entry: dict[str, Any] = {
             "dataset": task.dataset,
             "subtask": task.subtask,
+            "modality": task.modality,
             "target_type": task.target_type,
             "primary": task.primary,
         }
         if "corrected" in modes:
-            entry["corrected"] = score_corrected(task, rows, parsed, means.get(name, {}))
+            corrected = entry["corrected"] = score_corrected(task, rows, parsed, means.get(name, {}))
+            entry["primary_value"] = _primary_value(task, corrected)
+            gold = [i.gold for i in rows]
+            entry["against_chance"] = against_chance(task.target_type, rows[0].label_space, gold, corrected["pooled"])
+            if label_scores is not None and task.target_type == "multi":
+                entry["corrected"]["ranking"] = _ranking_or_error(name, rows, label_scores, allow_partial)
         if "paper_compat" in modes and task.paper_compat:
             entry["paper_compat"] = score_paper(task, rows, predictions)
         results[name] = entry
-    return {
+        scored[name] = (rows, [parsed[i.id].value for i in rows])
+    run = read_run(predictions_path)
+    corpus = corpus_fingerprint(corpus_root)
+    report = {
         "predictions": str(predictions_path),
-        "corpus": str(corpus_root),
+        "corpus": corpus,
+        "run": run,  # backend, model, corpus build, split and decoding settings, from mmaff.generate's run file
+        "run_matches_corpus": None if run is None else run.get("corpus_sha256") == corpus["corpus_sha256"],
+        "rows": meta.as_dict(),
+        "modes": [m for m in ("corrected", "paper_compat") if m in modes],
         "coverage": coverage.as_dict(),
         "parse_status": statuses,
+        "truncated": _count_by_cell(meta.truncated, items),
+        "overall": overall(tasks, results) if "corrected" in modes else {},
         "tasks": results,
     }
+    return report, scored
+
+
+def _primary_value(task: EvalTask, corrected: dict) -> float | None:
+    from mmaff.metrics import metric_value
+
+    return metric_value(corrected["pooled"], task.primary)
+
+
+def _ranking_or_error(name: str, rows: list[Item], label_scores: dict, allow_partial: bool) -> dict | None:
+    covered = [i for i in rows if i.id in label_scores]
+    if len(covered) < len(rows) and not allow_partial:
+        missing = [i.id for i in rows if i.id not in label_scores]
+        raise ScoringError(f"{name}: {len(missing)} items have no label scores (e.g. {missing[:3]})")
+    return {**score_ranking(covered, label_scores), "covered": len(covered)} if covered else None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -360,16 +520,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--group", default="all", help="task group: all, text, image, video, mmaffben, extensions")
     parser.add_argument("--allow-partial", action="store_true", help="score what is there and report coverage")
+    parser.add_argument("--label-scores", help="label-likelihood scores (mmaff.likelihood) for the ranking metrics")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     args = parser.parse_args(argv)
     try:
-        report = score(args.predictions, args.corpus, load_tasks(group=args.group), allow_partial=args.allow_partial)
+        label_scores = None
+        if args.label_scores:
+            from mmaff.likelihood import read_label_scores
+
+            label_scores = read_label_scores(args.label_scores)
+        tasks = load_tasks(group=args.group)
+        report, scored = score(
+            args.predictions,
+            args.corpus,
+            tasks,
+            allow_partial=args.allow_partial,
+            label_scores=label_scores,
+        )
     except ScoringError as error:
         raise SystemExit(f"error: {error}") from None
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    from mmaff.report import write_reports
+
+    written = write_reports(Path(args.out), report, scored, tasks, plots=not args.no_plots)
     print(
-        f"wrote {out / 'metrics.json'} ({len(report['tasks'])} tasks; coverage complete: "
+        f"wrote {', '.join(str(p) for p in written)} ({len(report['tasks'])} tasks; coverage complete: "
         f"{report['coverage']['complete']})"
     )
 

@@ -8,7 +8,7 @@ same file drives training prompts (`render_messages`) and evaluation parsing (`T
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,11 @@ class Template:
     user: jinja2.Template
     answers: dict[str, dict[str, Any]]
     parts: dict[str, dict[str, Any]]
+    # (answer spec, label space) per subtask, for `parse`: id(subtask), id(subtasks) -> (subtask, subtasks, spec,
+    # space); the registry objects are kept in the entry, so an id is never reused while its entry exists
+    _parse_specs: dict[tuple[int, int], tuple[Any, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def name(self) -> str:
@@ -63,7 +68,16 @@ class Template:
         return self.answers[subtask.target_type]
 
     def parse(self, reply: str, subtask: Subtask, subtasks: dict[str, Subtask]) -> Parsed:
-        return parse_answer(reply, self.answer_spec(subtask, subtasks), subtask.label_space(subtasks))
+        """Parse one reply. The answer spec and label space of (subtask, subtasks) are made once and reused (the
+        registry is read-only), because scoring parses hundreds of thousands of replies to a few subtasks."""
+        key = (id(subtask), id(subtasks))
+        entry = self._parse_specs.get(key)
+        if entry is None or entry[0] is not subtask or entry[1] is not subtasks:
+            if len(self._parse_specs) >= 4096:  # registries loaded over and over (tests): stay bounded
+                self._parse_specs.clear()
+            entry = (subtask, subtasks, self.answer_spec(subtask, subtasks), subtask.label_space(subtasks))
+            self._parse_specs[key] = entry
+        return parse_answer(reply, entry[2], entry[3])
 
 
 @functools.cache

@@ -27,3 +27,24 @@ def sample_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sample") / "mmaffin"
     build(SAMPLE_RAW, out, DEFAULT_MIXTURE, workers=2, use_cache=False, log=lambda *_: None)
     return out
+
+
+@pytest.fixture(scope="session")
+def varied_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny model with its matrices redrawn at std 0.1. At the tiny model's own init every prompt decodes to
+    the same newlines and every label scores about the same, which would make 'batch 1 == batch 4' or 'prefix
+    == full' hold trivially; these weights answer each prompt differently and spread label scores over tens of
+    nats (the tests check both), so the comparisons mean something."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.dim() >= 2:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.1)
+    out = tmp_path_factory.mktemp("varied") / "model"
+    model.save_pretrained(out)
+    AutoProcessor.from_pretrained(tiny_model_dir).save_pretrained(out)
+    return out

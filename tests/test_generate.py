@@ -62,26 +62,6 @@ def _pick(records: list[dict[str, Any]], per_kind: int) -> list[dict[str, Any]]:
     return chosen
 
 
-@pytest.fixture(scope="module")
-def varied_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
-    """The tiny model with its matrices redrawn at std 0.1. At the tiny model's own init every prompt decodes to
-    the same newlines, which would make 'batch 1 == batch 4' hold trivially; these weights answer each prompt
-    differently (the tests check that), so the comparison means something."""
-    import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir, dtype=torch.float32)
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.dim() >= 2:
-                param.copy_(torch.randn(param.shape, generator=generator) * 0.1)
-    out = tmp_path_factory.mktemp("varied") / "model"
-    model.save_pretrained(out)
-    AutoProcessor.from_pretrained(tiny_model_dir).save_pretrained(out)
-    return out
-
-
 # ------------------------------------------------------------------------------------------------ HF backend
 
 SMALL_LIMITS = {name: min(n, 12) for name, n in MAX_NEW_TOKENS.items()}  # the tiny model never stops early

@@ -126,3 +126,9 @@ def test_generate_then_score_every_test_item_end_to_end(sample_corpus, tiny_mode
     report = json.loads((tmp_path / "scores" / "metrics.json").read_text())
     assert report["coverage"]["complete"] and set(report["tasks"]) == set(TASKS)  # every item accounted for
     assert generate(argv).written == 0  # a rerun resumes: nothing left to do, no duplicates
+    run = report["run"]
+    assert run["backend"] == "hf" and run["decoding"]["do_sample"] is False and run["decoding"]["num_beams"] == 1
+    assert run["decoding"]["max_new_tokens"]["single"] == 16 and report["run_matches_corpus"] is True
+    assert (tmp_path / "scores" / "results.md").exists() and (tmp_path / "scores" / "eval_results.yaml").exists()
+    plots = [p for entry in report["tasks"].values() for p in entry["plots"]]
+    assert plots and all((tmp_path / "scores" / p).stat().st_size > 0 for p in plots)
