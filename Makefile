@@ -37,11 +37,14 @@ eval-smoke: tiny-model  ## CPU end-to-end evaluation: tiny model on the bundled 
 	test -f $(OUT)/manifest.json || $(MAKE) build-mmaffin
 	$(BIN)/python -m mmaff.generate --backend hf --model $(TINY_MODEL) --corpus $(OUT) --split test \
 		--out outputs/eval-smoke/predictions.jsonl --batch-size 8
-	$(BIN)/python -m mmaff.score --predictions outputs/eval-smoke/predictions.jsonl --corpus $(OUT) --out outputs/eval-smoke
+	$(BIN)/python -m mmaff.likelihood --model $(TINY_MODEL) --corpus $(OUT) --split test \
+		--out outputs/eval-smoke/label_scores.jsonl
+	$(BIN)/python -m mmaff.score --predictions outputs/eval-smoke/predictions.jsonl --corpus $(OUT) \
+		--label-scores outputs/eval-smoke/label_scores.jsonl --out outputs/eval-smoke
 
 # make score PRED=<predictions.jsonl> CORPUS=<built corpus dir> OUT=<dir>  (OUT defaults to outputs/scores here)
-score: setup  ## score an id-keyed predictions JSONL against a built corpus (both modes) -> $(OUT)/metrics.json
-	$(BIN)/python -m mmaff.score --predictions $(PRED) --corpus $(or $(CORPUS),data/mmaffin) \
+score: setup  ## score an id-keyed predictions JSONL (both modes) -> $(OUT)/{metrics.json,results.md,plots/,...}
+	$(BIN)/python -m mmaff.score --predictions $(PRED) --corpus $(or $(CORPUS),data/mmaffin) $(if $(LABEL_SCORES),--label-scores $(LABEL_SCORES)) \
 		--out $(if $(filter command line,$(origin OUT)),$(OUT),outputs/scores)
 
 test: setup  ## all tests (CPU, offline); the real-data tier runs when ../shared/realdata exists

@@ -230,3 +230,36 @@ def test_eval_results_go_into_a_model_card(sample_corpus, tmp_path) -> None:
     assert loaded[1].metric_value == pytest.approx(report["tasks"]["semeval2018/V-reg"]["primary_value"], abs=1e-4)
     assert loaded[0].dataset_type == "org/mmaffin" and loaded[0].dataset_split == "test"
     assert "## Reproduce" in card.text and card.data.base_model == "Qwen/Qwen2.5-VL-7B-Instruct"
+
+
+def test_label_scores_give_the_ranking_metrics_of_every_multi_label_task(
+    sample_corpus, varied_model_dir, tmp_path
+) -> None:
+    """`mmaff.likelihood` over the test split, then `mmaff.score --label-scores`: AP-micro / AUC-micro / LRAP for
+    every multi-label task, equal to the metric on the rows; a task whose items lack scores is an error."""
+    from mmaff.likelihood import main as likelihood
+    from mmaff.likelihood import read_label_scores
+    from mmaff.metrics import multilabel_ranking
+    from mmaff.score import ScoringError
+
+    scores_path = tmp_path / "label_scores.jsonl"
+    likelihood(["--model", str(varied_model_dir), "--corpus", str(sample_corpus), "--out", str(scores_path)])
+    label_scores = read_label_scores(scores_path)
+    records = _gold_rows(sample_corpus)
+    multi = {n: t for n, t in TASKS.items() if t.target_type == "multi"}
+    predictions = _write(tmp_path / "p.jsonl", {i: _gold_answer(r) for i, r in records.items()})
+    report, _ = score(predictions, sample_corpus, TASKS, label_scores=label_scores)
+    for name in multi:
+        ranking = report["tasks"][name]["corrected"]["ranking"]
+        rows = sorted((i, r) for i, r in records.items() if f"{r['dataset']}/{r['subtask']}" == name)
+        expected = multilabel_ranking(
+            [r["gold"] for _, r in rows], [label_scores[i] for i, _ in rows], rows[0][1]["label_space"]["labels"]
+        )
+        assert ranking == {**expected, "covered": len(rows)}, name
+    assert "## Multi-label ranking (label likelihoods)" in results_markdown(report)
+    assert all("ranking" not in e["corrected"] for n, e in report["tasks"].items() if n not in multi)
+    some = dict(list(label_scores.items())[1:])
+    with pytest.raises(ScoringError, match="have no label scores"):
+        score(predictions, sample_corpus, TASKS, label_scores=some)
+    partial, _ = score(predictions, sample_corpus, TASKS, label_scores=some, allow_partial=True)
+    assert sum(partial["tasks"][n]["corrected"]["ranking"]["covered"] for n in multi) == len(label_scores) - 1
