@@ -297,12 +297,11 @@ def write_reports(
     """metrics.json, results.md, eval_results.yaml and (unless `plots` is False) plots/ into `out`."""
     out.mkdir(parents=True, exist_ok=True)
     if plots:
-        from mmaff.plots import write_task_plots
+        from mmaff.plots import write_all_plots
 
-        for name, (items, values) in scored.items():
-            entry = report["tasks"][name]
-            paths = write_task_plots(out / "plots", tasks[name], items, values, entry.get("corrected", {}))
-            entry["plots"] = [str(p.relative_to(out)) for p in paths]
+        rows = {name: (*scored[name], report["tasks"][name].get("corrected", {})) for name in scored}
+        for name, paths in write_all_plots(out / "plots", tasks, rows, relative_to=out).items():
+            report["tasks"][name]["plots"] = paths
     written = [out / "metrics.json", out / "results.md", out / "eval_results.yaml"]
     _write_atomic(written[0], json.dumps(report, indent=1, ensure_ascii=False) + "\n")
     _write_atomic(written[1], results_markdown(report))
