@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import gc
 import json
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -567,6 +568,13 @@ def main(argv: list[str] | None = None) -> None:
         )
     except ScoringError as error:
         raise SystemExit(f"error: {error}") from None
+    if report["run_matches_corpus"] is False:
+        print(
+            f"warning: {args.predictions} was generated from another build of the corpus "
+            f"({report['run']['corpus_path']}, manifest sha256 {report['run']['corpus_sha256'][:12]}) than "
+            f"{args.corpus} ({report['corpus']['corpus_sha256'][:12]}); ids matched, but prompts or gold may differ",
+            file=sys.stderr,
+        )
     from mmaff.report import write_reports
 
     written = write_reports(Path(args.out), report, scored, tasks, plots=not args.no_plots)
