@@ -516,7 +516,6 @@ class OpenAIChatGenerator:
             "temperature": 0,
             "max_new_tokens": self.max_new_tokens,
             "video_mode": video_mode,
-            "url": self.url,
             **self.extra_body,
         }
         host = urllib.parse.urlsplit(self.url).hostname
@@ -857,6 +856,7 @@ def run_description(
         **corpus_fingerprint(corpus_root),
         "split": args.split,
         "decoding": backend.decoding,
+        "endpoint": getattr(backend, "url", None),  # a server may move between resumes: not part of the identity
         "packages": packages,
         "command": ["python", "-m", "mmaff.generate", *(sys.argv[1:] if argv is None else argv)],
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
