@@ -26,29 +26,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from mmaff.generate import HFGenerator, read_records
+from mmaff.generate import Backend, HFGenerator, read_records
+from mmaff.tiny_model import redraw_weights
 from mmaff.train.data import open_corpus
 
 
-def varied_copy(model_dir: Path, out: Path, std: float) -> Path:
-    """The model with every matrix redrawn from N(0, std) (seeded), saved with its processor under `out`."""
-    model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.dim() >= 2:
-                param.copy_(torch.randn(param.shape, generator=generator) * std)
-    model.save_pretrained(out)
-    AutoProcessor.from_pretrained(model_dir).save_pretrained(out)
-    return out
-
-
-def timed(generator: HFGenerator, records: list[dict[str, Any]]) -> tuple[float, dict[str, str]]:
+def timed(backend: Backend, records: list[dict[str, Any]]) -> tuple[float, dict[str, Any]]:
+    """Seconds to run `records` through a generation backend (or a label scorer), and its outputs by id."""
     start = time.perf_counter()
-    texts = {p.id: p.text for batch in generator.predict(records) for p in batch}
-    return time.perf_counter() - start, texts
+    outputs = {p.id: p.text for batch in backend.predict(records) for p in batch}
+    return time.perf_counter() - start, outputs
 
 
 def main() -> None:
@@ -74,7 +62,7 @@ def main() -> None:
     sets = {"text": [r for r in records if r["modality"] == "text"], "mixed": records}
     sets = {name: sets[name] for name in args.sets.split(",")}
     with tempfile.TemporaryDirectory() as tmp:
-        model = varied_copy(args.model, Path(tmp) / "model", args.weight_std) if args.weight_std else args.model
+        model = redraw_weights(args.model, Path(tmp) / "model", args.weight_std) if args.weight_std else args.model
         make = {
             bs: HFGenerator(model, corpus.root, corpus.budget, batch_size=bs, decoder=args.decoder, device="cpu")
             for bs in (1, args.batch_size)

@@ -14,7 +14,6 @@ import argparse
 import logging
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +21,16 @@ import torch
 
 from mmaff.generate import read_records
 from mmaff.likelihood import LabelScorer, select_records
+from mmaff.tiny_model import redraw_weights
 from mmaff.train.data import open_corpus
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_generate import varied_copy  # noqa: E402 - the same redrawn tiny model as the generation benchmark
+from bench_generate import timed  # noqa: E402 - the same timing of a backend's predict
 
 
-def timed(scorer: LabelScorer, records: list[dict[str, Any]], method: str) -> tuple[float, dict[str, dict]]:
+def timed_method(scorer: LabelScorer, records: list[dict[str, Any]], method: str) -> tuple[float, dict[str, Any]]:
     scorer.method = method
-    start = time.perf_counter()
-    scores = {p.id: p.text for batch in scorer.predict(records) for p in batch}
-    return time.perf_counter() - start, scores
+    return timed(scorer, records)
 
 
 def main() -> None:
@@ -50,7 +48,7 @@ def main() -> None:
     records = [{**r, "id": f"{r['id']}#{k}"} for k in range(args.repeat) for r in records]
     labels = sum(len(r["label_space"]["labels"]) for r in records)
     with tempfile.TemporaryDirectory() as tmp:
-        model = varied_copy(args.model, Path(tmp) / "model", 0.1)
+        model = redraw_weights(args.model, Path(tmp) / "model", 0.1)
         scorer = LabelScorer(
             model,
             corpus.root,
@@ -60,9 +58,9 @@ def main() -> None:
             device="cpu",
             decoder=args.decoder,
         )
-        timed(scorer, records[:2], "prefix")  # warm-up
-        full_s, full = timed(scorer, records, "full")
-        prefix_s, prefix = timed(scorer, records, "prefix")
+        timed_method(scorer, records[:2], "prefix")  # warm-up
+        full_s, full = timed_method(scorer, records, "full")
+        prefix_s, prefix = timed_method(scorer, records, "prefix")
     diff = max(abs(prefix[i][label] - full[i][label]) for i in full for label in full[i])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, model {args.model}")
     print(f"{len(records)} multi-label records, {labels} labels (candidates)")

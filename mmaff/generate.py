@@ -837,7 +837,11 @@ def _backend(args: argparse.Namespace, root: Path, budget: MediaBudget) -> Backe
 
 
 def run_description(
-    args: argparse.Namespace, backend: Backend, corpus_root: Path, argv: Sequence[str] | None = None
+    args: argparse.Namespace,
+    backend: Backend,
+    corpus_root: Path,
+    argv: Sequence[str] | None = None,
+    module: str = "mmaff.generate",
 ) -> dict[str, Any]:
     """What the run file records: backend, model, corpus build, split, decoding, package versions, command."""
     import sys
@@ -858,9 +862,22 @@ def run_description(
         "decoding": backend.decoding,
         "endpoint": getattr(backend, "url", None),  # a server may move between resumes: not part of the identity
         "packages": packages,
-        "command": ["python", "-m", "mmaff.generate", *(sys.argv[1:] if argv is None else argv)],
+        "command": ["python", "-m", module, *(sys.argv[1:] if argv is None else argv)],
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def run_data_parallel(
+    records: Sequence[dict[str, Any]], backend: Backend, out: str | Path, run: dict[str, Any]
+) -> GenerateReport:
+    """`generate_data_parallel` after recording the run: every rank refuses to resume into another run's file,
+    rank 0 writes the run file."""
+    state = distributed_state()
+    check_run(out, run)
+    state.wait_for_everyone()
+    if state.is_main_process:
+        write_run(out, run)
+    return generate_data_parallel(records, backend, out, state=state)
 
 
 def main(argv: Sequence[str] | None = None) -> GenerateReport:
@@ -875,12 +892,7 @@ def main(argv: Sequence[str] | None = None) -> GenerateReport:
     backend = _backend(args, corpus.root, corpus.budget)
     run = run_description(args, backend, corpus.root, argv)
     if args.backend == "hf":
-        state = distributed_state()
-        check_run(args.out, run)  # every rank refuses to resume into another run's file
-        state.wait_for_everyone()
-        if state.is_main_process:
-            write_run(args.out, run)
-        report = generate_data_parallel(records, backend, args.out, state=state)
+        report = run_data_parallel(records, backend, args.out, run)
     else:  # servers and vLLM parallelise themselves: one process
         write_run(args.out, run)
         with PredictionWriter(args.out) as writer:

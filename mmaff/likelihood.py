@@ -46,7 +46,6 @@ import dataclasses
 import json
 import logging
 import math
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -61,13 +60,12 @@ from mmaff.generate import (
     GenerateReport,
     HFGenerator,
     Prediction,
-    distributed_state,
-    generate_data_parallel,
     read_records,
+    run_data_parallel,
     run_description,
 )
 from mmaff.media import MediaBudget
-from mmaff.predictions import PredictionFileError, check_run, read_predictions, write_run
+from mmaff.predictions import PredictionFileError, read_predictions
 from mmaff.registry import load_registry
 from mmaff.templates import load_template
 
@@ -413,14 +411,8 @@ def main(argv: Sequence[str] | None = None) -> GenerateReport:
         method=args.method,
         max_rows=args.max_rows,
     )
-    command = ["python", "-m", "mmaff.likelihood", *(sys.argv[1:] if argv is None else argv)]
-    run = {**run_description(args, scorer, corpus.root, argv), "command": command}
-    state = distributed_state()
-    check_run(args.out, run)  # every rank refuses to resume into another run's file
-    state.wait_for_everyone()
-    if state.is_main_process:
-        write_run(args.out, run)
-    report = generate_data_parallel(records, scorer, args.out, state=state)
+    run = run_description(args, scorer, corpus.root, argv, module="mmaff.likelihood")
+    report = run_data_parallel(records, scorer, args.out, run)
     print(json.dumps(report.as_dict()))
     return report
 

@@ -49,14 +49,18 @@ def _percent(value: float | None) -> str:
 # ------------------------------------------------------------------------------------------------ markdown
 
 
+def _parsed_count(status: dict[str, Any]) -> int:
+    """Replies counted in one task|language cell of the parse statuses (strict + lenient + failed)."""
+    return sum(status.get(key, 0) for key in ("strict", "lenient", "failed"))
+
+
 def _failure_rates(report: dict[str, Any]) -> dict[str, tuple[int, int]]:
     """task -> (failed, total) from the per task|language parse statuses."""
     rates: dict[str, tuple[int, int]] = {}
     for cell, counts in report["parse_status"].items():
         task = cell.split("|", 1)[0]
         failed, total = rates.get(task, (0, 0))
-        n = sum(v for k, v in counts.items() if k in ("strict", "lenient", "failed"))
-        rates[task] = (failed + counts.get("failed", 0), total + n)
+        rates[task] = (failed + counts.get("failed", 0), total + _parsed_count(counts))
     return rates
 
 
@@ -162,67 +166,50 @@ def _headlines(entry: dict[str, Any], result: dict[str, Any]) -> list[tuple[str,
     return [(entry["primary"], metric_value(result, entry["primary"]))]
 
 
+def _table(title: str, header: str, align: str, rows: list[str]) -> list[str]:
+    """A markdown section with one table, or nothing when there are no rows."""
+    return ["", f"## {title}", "", header, align, *rows] if rows else []
+
+
 def _language_lines(report: dict[str, Any]) -> list[str]:
-    lines = [
-        "",
-        "## Per language",
-        "",
-        "| task | language | n | parse failed | metric | value |",
-        "|---|---|---:|---:|---|---:|",
-    ]
-    found = False
+    rows = []
     for name, entry in report["tasks"].items():
         per_language = entry.get("corrected", {}).get("per_language")
         if not per_language:
             continue
-        found = True
         for language, result in per_language.items():
             status = report["parse_status"].get(f"{name}|{language}", {})
-            n = sum(v for k, v in status.items() if k in ("strict", "lenient", "failed"))
+            failed = _percent(status.get("failure_rate"))
             for metric, value in _headlines(entry, result):
-                lines.append(
-                    f"| {name} | {language} | {n} | {_percent(status.get('failure_rate'))} | {metric} | {_fmt(value)} |"
-                )
-        macro = entry["corrected"].get("language_macro", {}).get(entry["primary"])
+                rows.append(f"| {name} | {language} | {_parsed_count(status)} | {failed} | {metric} | {_fmt(value)} |")
         if entry["target_type"] != "joint":
-            lines.append(f"| {name} | macro over languages | | | {entry['primary']} | {_fmt(macro)} |")
-    return lines if found else []
+            macro = entry["corrected"].get("language_macro", {}).get(entry["primary"])
+            rows.append(f"| {name} | macro over languages | | | {entry['primary']} | {_fmt(macro)} |")
+    header = "| task | language | n | parse failed | metric | value |"
+    return _table("Per language", header, "|---|---|---:|---:|---|---:|", rows)
 
 
 def _emotion_lines(report: dict[str, Any]) -> list[str]:
-    lines = ["", "## Per emotion (EI)", "", "| task | emotion | n | pearson | spearman |", "|---|---|---:|---:|---:|"]
-    found = False
+    rows = []
     for name, entry in report["tasks"].items():
         per_emotion = entry.get("corrected", {}).get("per_emotion")
         if not per_emotion:
             continue
-        found = True
-        for emotion, result in per_emotion.items():
-            lines.append(
-                f"| {name} | {emotion} | {result['n']} | {_fmt(result.get('pearson'))} | {_fmt(result.get('spearman'))} |"
-            )
-        lines.append(f"| {name} | mean of emotions | | {_fmt(entry['corrected'].get('emotion_mean_pearson'))} | |")
-    return lines if found else []
+        for emotion, r in per_emotion.items():
+            rows.append(f"| {name} | {emotion} | {r['n']} | {_fmt(r.get('pearson'))} | {_fmt(r.get('spearman'))} |")
+        rows.append(f"| {name} | mean of emotions | | {_fmt(entry['corrected'].get('emotion_mean_pearson'))} | |")
+    header = "| task | emotion | n | pearson | spearman |"
+    return _table("Per emotion (EI)", header, "|---|---|---:|---:|---:|", rows)
 
 
 def _ranking_lines(report: dict[str, Any]) -> list[str]:
-    lines = [
-        "",
-        "## Multi-label ranking (label likelihoods)",
-        "",
-        "| task | items | AP-micro | AUC-micro | LRAP |",
-        "|---|---:|---:|---:|---:|",
+    rows = [
+        f"| {name} | {r['covered']} | {_fmt(r['ap_micro'])} | {_fmt(r['auc_micro'])} | {_fmt(r['lrap'])} |"
+        for name, entry in report["tasks"].items()
+        if (r := entry.get("corrected", {}).get("ranking"))
     ]
-    found = False
-    for name, entry in report["tasks"].items():
-        ranking = entry.get("corrected", {}).get("ranking")
-        if ranking:
-            found = True
-            lines.append(
-                f"| {name} | {ranking['covered']} | {_fmt(ranking['ap_micro'])} | {_fmt(ranking['auc_micro'])} "
-                f"| {_fmt(ranking['lrap'])} |"
-            )
-    return lines if found else []
+    header = "| task | items | AP-micro | AUC-micro | LRAP |"
+    return _table("Multi-label ranking (label likelihoods)", header, "|---|---:|---:|---:|---:|", rows)
 
 
 # ----------------------------------------------------------------------------------------- model card

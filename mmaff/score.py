@@ -477,6 +477,7 @@ def score(
     predictions = read_predictions(predictions_path, meta)
     items = corpus_items(corpus_root, tasks)
     coverage = join(predictions, items, allow_partial=allow_partial)
+    foreign_scores = _foreign_label_scores(label_scores, items, allow_partial)
     parsed, statuses = parse_all(predictions, items)
     means = train_means(corpus_root, tasks)
     by_task: dict[str, list[Item]] = defaultdict(list)
@@ -518,6 +519,7 @@ def score(
         "coverage": coverage.as_dict(),
         "parse_status": statuses,
         "truncated": _count_by_cell(meta.truncated, items),
+        "label_scores": None if label_scores is None else {"rows": len(label_scores), "unknown_ids": foreign_scores},
         "overall": overall(tasks, results) if "corrected" in modes else {},
         "tasks": results,
     }
@@ -528,6 +530,21 @@ def _primary_value(task: EvalTask, corrected: dict) -> float | None:
     from mmaff.metrics import metric_value
 
     return metric_value(corrected["pooled"], task.primary)
+
+
+def _foreign_label_scores(label_scores: dict | None, items: dict[str, Item], allow_partial: bool) -> int:
+    """Label scores of ids that are not items of the selected tasks: an error (another corpus or split), or with
+    `allow_partial` a count in the report. Scores of non-multi-label items (e.g. `--target-types single`) are
+    items, and simply unused by the ranking metrics."""
+    if label_scores is None:
+        return 0
+    foreign = sorted(set(label_scores) - set(items))
+    if foreign and not allow_partial:
+        raise ScoringError(
+            f"{len(foreign)} label-score ids are not items of the selected tasks (e.g. {foreign[:3]}); "
+            "check the corpus, split and --group, or pass --allow-partial"
+        )
+    return len(foreign)
 
 
 def _ranking_or_error(name: str, rows: list[Item], label_scores: dict, allow_partial: bool) -> dict | None:

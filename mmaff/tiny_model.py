@@ -393,6 +393,25 @@ def build_model(seed: int = 0) -> Qwen2_5_VLForConditionalGeneration:
     return model.eval()
 
 
+def redraw_weights(model_dir: str | Path, out: str | Path, std: float = 0.1, seed: int = 1) -> Path:
+    """A copy of a saved model (with its processor) whose matrices are redrawn from N(0, std), seeded. At the tiny
+    model's own init every prompt decodes to the same newlines and every label scores about the same, so
+    comparisons such as 'batch 1 == batch N' or 'prefix == full' would hold trivially; these weights answer each
+    prompt differently. Shapes are unchanged, hence the cost too (benchmarks use it as well)."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.dim() >= 2:
+                param.copy_(torch.randn(param.shape, generator=generator) * std)
+    model.save_pretrained(out)
+    AutoProcessor.from_pretrained(model_dir).save_pretrained(out)
+    return Path(out)
+
+
 def count_parameters(model: torch.nn.Module) -> int:
     """Unique parameters (the tied embedding / lm_head counted once)."""
     return sum(p.numel() for p in model.parameters())

@@ -31,20 +31,24 @@ def sample_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def varied_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
-    """The tiny model with its matrices redrawn at std 0.1. At the tiny model's own init every prompt decodes to
-    the same newlines and every label scores about the same, which would make 'batch 1 == batch 4' or 'prefix
-    == full' hold trivially; these weights answer each prompt differently and spread label scores over tens of
-    nats (the tests check both), so the comparisons mean something."""
-    import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    """The tiny model with its matrices redrawn at std 0.1 (`mmaff.tiny_model.redraw_weights`): prompts decode
+    differently and label scores spread over tens of nats (the tests check both)."""
+    from mmaff.tiny_model import redraw_weights
 
-    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir, dtype=torch.float32)
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.dim() >= 2:
-                param.copy_(torch.randn(param.shape, generator=generator) * 0.1)
-    out = tmp_path_factory.mktemp("varied") / "model"
-    model.save_pretrained(out)
-    AutoProcessor.from_pretrained(tiny_model_dir).save_pretrained(out)
-    return out
+    return redraw_weights(tiny_model_dir, tmp_path_factory.mktemp("varied") / "model")
+
+
+@pytest.fixture(scope="session")
+def corpus(sample_corpus):
+    """The bundled corpus opened as training and generation open it (root, manifest, media budget)."""
+    from mmaff.train.data import open_corpus
+
+    return open_corpus(str(sample_corpus))
+
+
+@pytest.fixture(scope="session")
+def test_records(corpus) -> list[dict]:
+    """The bundled corpus's test records, in file order."""
+    from mmaff.generate import read_records
+
+    return read_records(corpus.root, "test")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +85,45 @@ def csv_rows(path: Path, header: list[str]) -> list[tuple[int, list[str]]]:
             rows.append((start, row))
             start = reader.line_num + 1
     return rows
+
+
+class LoopbackJSONServer:
+    """A threaded HTTP server on 127.0.0.1 (a free port) that hands every POSTed JSON body to `respond`;
+    subclasses answer with `send`. `base_url` ends in /v1, as OpenAI-compatible clients expect."""
+
+    def __init__(self) -> None:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server API
+                payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                try:
+                    server.respond(self, payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client timed out and left
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def respond(self, handler: BaseHTTPRequestHandler, payload: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def send(handler: BaseHTTPRequestHandler, status: int, body: dict, headers: dict | None = None) -> None:
+        data = json.dumps(body).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

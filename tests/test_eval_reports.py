@@ -7,13 +7,14 @@ import hashlib
 import json
 import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 import yaml
+from helpers import LoopbackJSONServer
 
 from mmaff.generate import OpenAIChatGenerator, read_records
 from mmaff.predictions import PredictionFileError, corpus_fingerprint, run_path, write_run
@@ -29,7 +30,7 @@ def _key(messages: list[dict[str, Any]]) -> str:
     return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
 
 
-class OracleServer:
+class OracleServer(LoopbackJSONServer):
     """A loopback OpenAI-compatible server that answers each prompt with the gold answer of the record it was
     made from (looked up by the exact messages the client sends), and fails the first attempt of some prompts
     with a 429 or a 500. A wrong prompt, image or frame in the request gets no gold answer."""
@@ -38,20 +39,7 @@ class OracleServer:
         self.answers, self.flaky = answers, flaky
         self.attempts: Counter = Counter()
         self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:  # noqa: N802 - http.server API
-                payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.respond(self, payload)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        super().__init__()
 
     def respond(self, handler: BaseHTTPRequestHandler, payload: dict[str, Any]) -> None:
         key = _key(payload["messages"])
@@ -62,22 +50,7 @@ class OracleServer:
             return self.send(handler, self.flaky[key], {"error": {"message": "try again"}}, {"Retry-After": "0"})
         content = self.answers.get(key, "I do not know.")
         choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
-        return self.send(handler, 200, {"choices": [choice], "usage": {"prompt_tokens": 1}}, {})
-
-    @staticmethod
-    def send(handler: BaseHTTPRequestHandler, status: int, body: dict, headers: dict[str, str]) -> None:
-        data = json.dumps(body).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
-        for name, value in headers.items():
-            handler.send_header(name, value)
-        handler.end_headers()
-        handler.wfile.write(data)
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        return self.send(handler, 200, {"choices": [choice], "usage": {"prompt_tokens": 1}})
 
 
 def _gold_answer(record: dict[str, Any]) -> str:
@@ -263,3 +236,8 @@ def test_label_scores_give_the_ranking_metrics_of_every_multi_label_task(
         score(predictions, sample_corpus, TASKS, label_scores=some)
     partial, _ = score(predictions, sample_corpus, TASKS, label_scores=some, allow_partial=True)
     assert sum(partial["tasks"][n]["corrected"]["ranking"]["covered"] for n in multi) == len(label_scores) - 1
+    foreign = {**label_scores, "xed/fi/EC/nope": next(iter(label_scores.values()))}
+    with pytest.raises(ScoringError, match="1 label-score ids are not items"):
+        score(predictions, sample_corpus, TASKS, label_scores=foreign)
+    report, _ = score(predictions, sample_corpus, TASKS, label_scores=foreign, allow_partial=True)
+    assert report["label_scores"] == {"rows": len(foreign), "unknown_ids": 1}

@@ -14,11 +14,12 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import LoopbackJSONServer
 
 from mmaff.generate import (
     MAX_NEW_TOKENS,
@@ -30,24 +31,12 @@ from mmaff.generate import (
     generate_data_parallel,
     max_new_tokens_for,
     prompt_messages,
-    read_records,
     shard_path,
 )
 from mmaff.media import smart_resize
 from mmaff.predictions import PredictionFileError, PredictionWriter, done_ids, merge_shards, read_predictions
-from mmaff.train.data import open_corpus
 
 # ------------------------------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def corpus(sample_corpus):
-    return open_corpus(str(sample_corpus))
-
-
-@pytest.fixture(scope="module")
-def test_records(corpus) -> list[dict[str, Any]]:
-    return read_records(corpus.root, "test")
 
 
 def _pick(records: list[dict[str, Any]], per_kind: int) -> list[dict[str, Any]]:
@@ -327,7 +316,7 @@ def _canned(messages: list[dict[str, Any]], max_tokens: int) -> str:
     return f"canned {_key(messages)} {images} {max_tokens}"
 
 
-class FakeChatServer:
+class FakeChatServer(LoopbackJSONServer):
     """A loopback `/v1/chat/completions`: checks the request shape (422 if wrong), answers `_canned(...)` with
     padding, and misbehaves per request key as `plan` says, one behaviour per attempt: "429", "500", "timeout"
     (answers after `stall` seconds), "400"."""
@@ -337,27 +326,7 @@ class FakeChatServer:
         self.attempts: Counter = Counter()
         self.payloads: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:  # noqa: N802 - http.server API
-                payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                try:
-                    server.respond(self, payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client timed out and left
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__()
 
     def respond(self, handler: BaseHTTPRequestHandler, payload: dict[str, Any]) -> None:
         if handler.path != "/v1/chat/completions":
@@ -404,17 +373,6 @@ class FakeChatServer:
                 continue
             return f"bad content part {str(part)[:80]}"
         return None
-
-    @staticmethod
-    def send(handler: BaseHTTPRequestHandler, status: int, body: dict, headers: dict | None = None) -> None:
-        data = json.dumps(body).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            handler.send_header(name, value)
-        handler.end_headers()
-        handler.wfile.write(data)
 
 
 def _probe(corpus) -> OpenAIChatGenerator:

@@ -22,17 +22,6 @@ from mmaff.likelihood import (
 from mmaff.metrics import multilabel_ranking
 from mmaff.predictions import PredictionFileError, read_run
 from mmaff.train.collator import RopeIndex
-from mmaff.train.data import open_corpus
-
-
-@pytest.fixture(scope="module")
-def corpus(sample_corpus):
-    return open_corpus(str(sample_corpus))
-
-
-@pytest.fixture(scope="module")
-def test_records(corpus) -> list[dict[str, Any]]:
-    return read_records(corpus.root, "test")
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,9 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from mmaff.media import MediaBudget
 from mmaff.train.args import DataArguments
 from mmaff.train.collator import IGNORE_INDEX, EncodingError, MixedModalCollator, SampleEncoder
-from mmaff.train.data import keep_fitting, load_split, mixture_indices, open_corpus, pack, packed_dataset
+from mmaff.train.data import keep_fitting, load_split, mixture_indices, pack, packed_dataset
 
 IM_START, IM_END, NEWLINE, ASSISTANT = 151644, 151645, 198, 77091
-
-
-@pytest.fixture(scope="module")
-def corpus(sample_corpus):
-    return open_corpus(str(sample_corpus))
 
 
 @pytest.fixture(scope="module")
