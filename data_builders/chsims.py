@@ -54,6 +54,8 @@ STEP, TOLERANCE = 0.2, 1e-6
 _NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
 _VIDEO_ID = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$")
 _CLIP_ID = re.compile(r"^[0-9]+$")
+# a row's start (video_id,clip_id,): a later line of a multi-line transcript like it is a swallowed row
+WHOLE_ROW = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*,[0-9]+,.*")
 _ANNOTATIONS = {"negative": "negative", "neutral": "neutral", "positive": "positive"}
 
 
@@ -155,7 +157,11 @@ def build(ctx: BuildContext) -> Iterator[Example | Reject]:
     rel = ctx.track(path)
     base = path.parent.relative_to(ctx.raw_dir)
     split_map = ctx.spec.splits["map"]
-    for item in parse_rows(read_csv(path, rel, HEADER), rel, lambda fields: parse_row(fields, split_map)):
+    for item in parse_rows(
+        read_csv(path, rel, HEADER, multiline=True, row_pattern=WHOLE_ROW),
+        rel,
+        lambda fields: parse_row(fields, split_map),
+    ):
         if isinstance(item, Reject):
             yield item
             continue

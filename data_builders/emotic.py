@@ -208,8 +208,8 @@ def _mat_people(ctx: BuildContext, path: Path) -> Iterator[Person | Reject]:
         mat = loadmat(path, squeeze_me=True, struct_as_record=False)
     except NotImplementedError as err:  # MATLAB v7.3 (HDF5)
         raise RawFormatError(rel, None, f"MATLAB v7.3 file; re-save as -v7 ({err})") from err
-    except (ValueError, TypeError, OSError) as err:
-        raise RawFormatError(rel, None, f"not a readable .mat file ({err})") from err
+    except Exception as err:  # scipy raises many kinds (MatReadError, OSError, ValueError...) on damaged bytes
+        raise RawFormatError(rel, None, f"not a readable .mat file ({type(err).__name__}: {err})") from err
     if not any(split in mat for split in MAT_SPLITS):
         raise RawFormatError(rel, None, f"no {list(MAT_SPLITS)} arrays, found {sorted(k for k in mat if k[0] != '_')}")
     for split in MAT_SPLITS:
@@ -309,6 +309,8 @@ def _csv_people(ctx: BuildContext, paths: dict[str, Path]) -> Iterator[Person | 
                 )
                 continue
             yield _csv_person(split, rel, line, row, cols, counts)
+        if cols is None:
+            raise RawFormatError(rel, 1, f"no header row (expected the columns {list(CSV_COLUMNS)})")
 
 
 def _csv_files(ctx: BuildContext) -> dict[str, Path]:

@@ -6,7 +6,8 @@ the source id is `<source split>-<id>` (e.g. `eval-17`), unique within a subset.
 (happy/angry/sad) mapped to the ewect6 nouns. Official splits: train / eval (= validation) / test.
 Warts: `usual_train.txt` is missing from most mirrors (any non-empty subset of the six files is accepted);
 texts keep `[表情]` emoji codes, `//@user:` repost chains and `?` mojibake as published.
-Rejects: truncated array tail (truncated_json), non-object items or missing keys / non-int id / non-string
+Rejects: truncated array tail (truncated_json), a corrupt item (bad_json: only that item; reading resumes at
+the next one; the detail gives its line and column), non-object items or missing keys / non-int id / non-string
 content (bad_json_item), unknown label (label_not_in_label_set), empty content (empty_text); duplicate ids and
 train texts also in eval/test are rejected by the pipeline.
 """

@@ -8,18 +8,25 @@ Rejects: bad column count, empty text, label id outside emotions.txt, duplicate 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from mmaff.rawio import RawFormatError, clean_text, read_csv
 from mmaff.schema import Example, Reject, excerpt
 from mmaff.stage import BuildContext
 
+# a whole unquoted row (text, label ids, comment id): a later line of a multi-line text that looks like it
+# is a row swallowed by a stray quote
+WHOLE_ROW = re.compile(r'[^\t"]*\t[0-9]+(?:,[0-9]+)*\t[A-Za-z0-9_]+')
 SPLIT_FILES = {"train": "train.tsv", "dev": "dev.tsv", "test": "test.tsv"}
 
 
 def _emotion_names(ctx: BuildContext) -> list[str]:
     (path,) = ctx.find("emotions.txt")
-    names = [n.strip() for n in path.read_text(encoding="utf-8-sig").splitlines() if n.strip()]
+    try:
+        names = [n.strip() for n in path.read_text(encoding="utf-8-sig").splitlines() if n.strip()]
+    except UnicodeDecodeError as err:
+        raise RawFormatError(ctx.track(path), None, f"not UTF-8 ({err})") from err
     expected = list(ctx.spec.subtasks["EC"].label_set.labels)
     if names != expected:
         raise RawFormatError(ctx.track(path), None, f"emotions.txt lists {names}, registry expects {expected}")
@@ -33,7 +40,9 @@ def build(ctx: BuildContext) -> Iterator[Example | Reject]:
     for source_split, filename in SPLIT_FILES.items():
         for path in ctx.find(filename, required=source_split == "train"):
             rel = ctx.track(path)
-            for item in read_csv(path, rel, header=None, delimiter="\t", columns=3):
+            for item in read_csv(
+                path, rel, header=None, delimiter="\t", columns=3, multiline=True, row_pattern=WHOLE_ROW
+            ):
                 if isinstance(item, Reject):
                     yield item
                     continue

@@ -87,7 +87,7 @@ def build(ctx: BuildContext) -> Iterator[Example | Reject]:
     for lang, split, path in files:
         rel = ctx.track(path)
         header = _columns(path, rel, ("id", "t5_trg", text_field))
-        for item in read_csv(path, rel, header=None, columns=len(header)):
+        for item in read_csv(path, rel, header=None, columns=len(header), multiline=True):
             if isinstance(item, Reject):
                 yield item
             elif item[0] != 1:

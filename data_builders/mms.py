@@ -72,14 +72,28 @@ def _arrow_rows(path: Path, rel: str) -> Rows:
         yield from _batch_rows(batches, _columns(reader.schema, rel))
 
 
+def _readable(rows: Rows, rel: str, kind: str) -> Rows:
+    """The rows of a local file; a file that cannot be decoded (zero bytes, truncated, not parquet/Arrow, a corrupt
+    page) is a RawFormatError naming it and, past the first row, the row where reading stopped."""
+    read = 0
+    try:
+        for row in rows:
+            yield row
+            read += 1
+    except RawFormatError:
+        raise
+    except (pa.ArrowException, OSError, ValueError, EOFError) as err:
+        raise RawFormatError(rel, read + 1 if read else None, f"not a readable {kind} file ({err})") from err
+
+
 def _sources(ctx: BuildContext) -> Iterator[tuple[str, Rows]]:
     """(file name, rows) for each input: local parquet, else local .arrow, else the Hub stream."""
-    for pattern, reader in (("**/*.parquet", _parquet_rows), ("**/*.arrow", _arrow_rows)):
+    for pattern, reader, kind in (("**/*.parquet", _parquet_rows, "parquet"), ("**/*.arrow", _arrow_rows, "Arrow")):
         paths = ctx.find(pattern, required=False)
         if paths:
             for path in paths:
                 rel = ctx.track(path)
-                yield rel, reader(path, rel)
+                yield rel, _readable(reader(path, rel), rel, kind)
             return
     hub_id = ctx.options.get("hub_id")
     if not hub_id or os.environ.get("HF_HUB_OFFLINE") == "1":

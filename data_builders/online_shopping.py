@@ -6,7 +6,7 @@ present the CSV is used. UTF-8 CSV, header `cat,label,review`; label 1 = positiv
 Warts: U+FEFF inside the first field after the header (and inside ~20 other reviews), one empty review,
 exact duplicate rows and same-text/different-label rows; rows grouped by category. No official split and no
 source ids: the id is a content hash (sha1 of cat, label, review), the split is seeded.
-Rejects: bad column count, empty review (empty_text), label not 0/1 (bad_label); the pipeline rejects exact
+Rejects: unbalanced_quote (a quoted field running over lines: the source has none), bad column count, empty review (empty_text), label not 0/1 (bad_label); the pipeline rejects exact
 duplicate rows (duplicate_id) and repeated texts (duplicate_text).
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def _zip_member(path: Path, rel: str) -> str:
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
-    except zipfile.BadZipFile as err:
+    except (zipfile.BadZipFile, OSError) as err:
         raise RawFormatError(rel, None, f"not a readable zip ({err})") from err
     members = [n for n in names if n.endswith(".csv") and not n.startswith("__MACOSX/")]
     if len(members) != 1:
@@ -42,10 +43,13 @@ def _zip_member(path: Path, rel: str) -> str:
 
 def _zip_rows(path: Path, member: str, file: str) -> Iterator[tuple[int, list[str]] | Reject]:
     """Rows of a zip's CSV member, parsed by rawio.read_csv (which takes a path) from a temporary copy."""
-    with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "member.csv"
-        with archive.open(member) as src, open(copy, "wb") as dst:
-            shutil.copyfileobj(src, dst)
+        try:
+            with zipfile.ZipFile(path) as archive, archive.open(member) as src, open(copy, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as err:
+            raise RawFormatError(file, None, f"damaged zip member ({type(err).__name__}: {err})") from err
         yield from read_csv(copy, file, HEADER)
 
 

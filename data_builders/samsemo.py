@@ -89,7 +89,7 @@ class Listing:
 def _tsv_rows(ctx: BuildContext, path: Path) -> Iterator[tuple[str, int, dict[str, Any]] | Reject]:
     rel = ctx.track(path)
     header: list[str] | None = None
-    for item in read_csv(path, rel, header=None, delimiter="\t"):
+    for item in read_csv(path, rel, header=None, delimiter="\t", multiline=True):
         if isinstance(item, Reject):
             yield item
             continue
@@ -106,6 +106,8 @@ def _tsv_rows(ctx: BuildContext, path: Path) -> Iterator[tuple[str, int, dict[st
             )
             continue
         yield rel, line, dict(zip(header, row))
+    if header is None:
+        raise RawFormatError(rel, 1, f"no header row (expected the columns {list(REQUIRED)})")
 
 
 def _pickle_records(obj: Any, rel: str) -> list[dict[str, Any]]:
@@ -128,7 +130,8 @@ def _pickle_rows(ctx: BuildContext, path: Path) -> Iterator[tuple[str, int, dict
     try:
         with open(path, "rb") as f:
             obj = pickle.load(f)  # only reached with the explicit allow_pickle option
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError) as err:
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError, TypeError, IndexError,
+            KeyError, MemoryError) as err:  # fmt: skip
         raise RawFormatError(rel, None, f"cannot unpickle ({err})") from err
     records = _pickle_records(obj, rel)
     missing = [c for c in REQUIRED if records and c not in records[0]]

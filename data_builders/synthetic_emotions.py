@@ -74,8 +74,8 @@ def _example(ctx: BuildContext, rel: str, number: int, line: str) -> Example | R
         return Reject(rel, number, "blank_line")
     try:
         item = json.loads(line)
-    except json.JSONDecodeError as err:
-        return Reject(rel, number, "bad_json", excerpt(line), str(err))
+    except (ValueError, RecursionError) as err:  # also numbers past int's digit limit, absurd nesting
+        return Reject(rel, number, "bad_json", excerpt(line), f"{type(err).__name__}: {err}")
     problem = _check_item(item)
     if problem:
         return Reject(rel, number, "bad_json_item", excerpt(line), problem)

@@ -5,12 +5,13 @@ label 1 = positive, 0 = negative; reviews with commas, quotes or newlines are do
 Warts: the first review begins with U+FEFF (after the header line); the file is sorted by label (all
 positives first), so only a seeded split makes sense; texts keep `[哈哈]` emoji codes, `//@user:` repost
 chains and `?` placeholders as published. No source ids: the id is a content hash (sha1 of label, review).
-Rejects: bad column count, empty review (empty_text), label not 0/1 (bad_label); the pipeline rejects exact
+Rejects: unbalanced_quote (a stray quote: a quoted review whose later lines look like whole rows), bad column count, empty review (empty_text), label not 0/1 (bad_label); the pipeline rejects exact
 duplicate rows (duplicate_id) and repeated texts (duplicate_text).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from mmaff.rawio import clean_text, content_id, read_csv
@@ -20,12 +21,14 @@ from mmaff.stage import BuildContext
 CSV_NAME = "weibo_senti_100k.csv"
 HEADER = ["label", "review"]
 POLARITY = {"0": "negative", "1": "positive"}
+# a whole unquoted row: a line of a multi-line review that looks like this is a row swallowed by a stray quote
+WHOLE_ROW = re.compile(r'\ufeff?\s*[01]\s*,[^"]*')
 
 
 def build(ctx: BuildContext) -> Iterator[Example | Reject]:
     (path,) = ctx.find(CSV_NAME)
     rel = ctx.track(path)
-    for item in read_csv(path, rel, HEADER):
+    for item in read_csv(path, rel, HEADER, multiline=True, row_pattern=WHOLE_ROW):
         if isinstance(item, Reject):
             yield item
             continue

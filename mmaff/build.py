@@ -2,10 +2,15 @@
 
     python -m mmaff.build [--raw-root DIR] [--datasets a,b] [--out data/mmaffin]
                           [--mixture data_builders/mixtures/mmaffin.yaml] [--strict] [--workers N] [--no-cache]
+                          [--wait]
 
-Each dataset is built into a staging folder next to the output (`.<out>.stage/<dataset>/`, reused when its
-code, config and input files are unchanged, so an interrupted build resumes). The corpus is assembled in a
-temporary folder and swapped in by rename: a failed build leaves the previous corpus untouched.
+The mixture is validated whole first (mmaff/mixture.py). One build at a time per output: a second one fails at
+once naming the pid that holds `.<out>.lock`, or waits for it with --wait. Each dataset is built into a staging
+folder next to the output (`.<out>.stage/<dataset>/`, reused when its code, config and input files are unchanged,
+so an interrupted build resumes). The corpus is assembled in a temporary folder and exchanged with the old one in
+one step (mmaff/publish.py): a failed or killed build leaves the previous corpus untouched, and the next build
+removes what it left. Pool workers die with the build (mmaff/workers.py). Paths in the outputs are relative to the
+raw root, so the same inputs give the same bytes wherever they sit.
 """
 
 from __future__ import annotations
@@ -14,25 +19,28 @@ import argparse
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import orjson
-import yaml
 
 from mmaff import card
+from mmaff import mixture as mixtures
 from mmaff.media import MediaBudget
+from mmaff.mixture import Entry, Mixture, MixtureError
+from mmaff.publish import OutputBusy, output_lock, publish, recover, temp_path
 from mmaff.rawio import MissingData, RawFormatError
 from mmaff.registry import REGISTRY_PATH, DatasetSpec, load_registry
 from mmaff.schema import SPLITS
-from mmaff.stage import build_dataset, sha256_file
+from mmaff.stage import MEDIA_DIGESTS, RAW_STATE, build_dataset, raw_files, reflink, sha256_file, stat_key
 from mmaff.templates import load_template
+from mmaff.workers import pool_initializer
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_RAW = ROOT / "data_builders" / "sample_raw"
@@ -45,68 +53,13 @@ class BuildError(RuntimeError):
     pass
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One mixture line: a dataset, the subtasks and splits taken from it, a train cap and a sampling weight."""
-
-    dataset: str
-    subtasks: tuple[str, ...]
-    splits: tuple[str, ...]
-    weight: float
-    caps: dict[str, int | None]
-    options: dict[str, Any]
-
-
-_ENTRY_KEYS = {"subtasks", "splits", "weight", "train_cap_per_language", "train_caps", "options"}
-
-
-def load_mixture(path: Path, registry: dict[str, DatasetSpec]) -> tuple[dict[str, Any], list[Entry]]:
+def load_mixture(path: Path, registry: dict[str, DatasetSpec]) -> tuple[Mixture, list[Entry]]:
+    """The mixture validated whole (mmaff/mixture.py); BuildError naming the file and key at the first problem."""
     try:
-        with open(path, encoding="utf-8") as f:
-            raw = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError) as err:
-        raise BuildError(f"cannot read mixture {path}: {err}") from err
-    if not isinstance(raw, dict) or not isinstance(raw.get("datasets"), dict):
-        raise BuildError(f"{path}: a mixture needs a `datasets:` mapping")
-    entries = []
-    for key, cfg in raw["datasets"].items():
-        if key not in registry:
-            raise BuildError(f"{path}: unknown dataset {key!r} (not in data_builders/registry.yaml)")
-        cfg = cfg or {}
-        if set(cfg) - _ENTRY_KEYS:
-            raise BuildError(
-                f"{path}: {key}: unknown keys {sorted(set(cfg) - _ENTRY_KEYS)} (allowed: {sorted(_ENTRY_KEYS)})"
-            )
-        if set(cfg.get("splits", SPLITS)) - set(SPLITS):
-            raise BuildError(f"{path}: {key}: splits must be among {list(SPLITS)}")
-        subtasks = tuple(cfg.get("subtasks") or registry[key].subtasks)
-        unknown = [s for s in subtasks if s not in registry[key].subtasks]
-        if unknown:
-            raise BuildError(f"{path}: {key}: unknown subtasks {unknown}")
-        cap = cfg.get("train_cap_per_language")
-        caps = {s: cap for s in subtasks} | dict(cfg.get("train_caps", {}))
-        entries.append(
-            Entry(
-                key,
-                subtasks,
-                tuple(cfg.get("splits", SPLITS)),
-                float(cfg.get("weight", 1.0)),
-                caps,
-                dict(cfg.get("options", {})),
-            )
-        )
-    return raw, entries
-
-
-def media_budget(mixture: dict[str, Any]) -> MediaBudget:
-    """The mixture's `media_budget:` overrides of MediaBudget (MMAFFBen's budgets by default)."""
-    cfg = mixture.get("media_budget") or {}
-    unknown = set(cfg) - set(MediaBudget.__dataclass_fields__)
-    if unknown:
-        raise BuildError(
-            f"media_budget: unknown keys {sorted(unknown)} (allowed: {sorted(MediaBudget.__dataclass_fields__)})"
-        )
-    return MediaBudget(**cfg)
+        mixture = mixtures.load(path, registry)
+    except MixtureError as err:
+        raise BuildError(str(err)) from None
+    return mixture, mixture.entries
 
 
 def _code_fingerprint(spec: DatasetSpec, entry: Entry, style: str, budget: MediaBudget) -> str:
@@ -126,23 +79,59 @@ def _code_fingerprint(spec: DatasetSpec, entry: Entry, style: str, budget: Media
 
 
 def _listing(raw_dir: Path) -> list[list[Any]]:
-    if not raw_dir.is_dir():
-        return []
-    return sorted([p.relative_to(raw_dir).as_posix(), p.stat().st_size] for p in raw_dir.rglob("*") if p.is_file())
+    """Names and sizes of the raw files, for the fingerprint; their content is checked by `_cached`."""
+    return [[rel, path.stat().st_size] for rel, path in raw_files(raw_dir).items()]
 
 
 def _cached(stage: Path, fingerprint: str, raw_root: Path) -> dict[str, Any] | None:
-    done = stage / "DONE.json"
-    if not done.exists():
+    """The stats of a stage built with this fingerprint from raw files with the same content, else None.
+
+    A raw file whose size, mtime_ns, ctime_ns and inode are those recorded at build time is unchanged (ctime
+    cannot be set back, so even an edit that restores size and mtime shows); one whose stat changed is re-hashed
+    against the sha256 the build recorded (inputs, copied media), and a file without a recorded digest counts as
+    changed. The stage's own files (hard-linked into the corpus) must keep their size and mtime_ns."""
+    done, state_path = stage / "DONE.json", stage / RAW_STATE
+    if not done.exists() or not state_path.exists():
         return None
     info = orjson.loads(done.read_bytes())
     if info["fingerprint"] != fingerprint:
         return None
-    for rel, meta in info["stats"]["inputs"].items():
-        path = raw_root / rel
-        if not path.exists() or path.stat().st_size != meta["bytes"] or sha256_file(path) != meta["sha256"]:
-            return None
+    state = orjson.loads(state_path.read_bytes())
+    if not _stage_intact(stage, state["stage"]):
+        return None
+    current = _same_raw_content(raw_root, state)
+    if current is None:
+        return None
+    if current != state["raw"]:  # same content, new stat (a copied or touched tree): no re-hashing next time
+        tmp = state_path.with_name(f".{RAW_STATE}.{os.getpid()}")
+        tmp.write_bytes(orjson.dumps({**state, "raw": current}))
+        os.replace(tmp, state_path)
     return info["stats"]
+
+
+def _stage_intact(stage: Path, recorded: dict[str, list[int]]) -> bool:
+    for rel, key in recorded.items():
+        try:
+            if stat_key(stage / rel)[:2] != key:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def _same_raw_content(raw_root: Path, state: dict[str, Any]) -> dict[str, list[int]] | None:
+    """The raw files' current stat keys if they all hold the content the stage was built from, else None."""
+    current = {}
+    for rel, key in state["raw"].items():
+        path = raw_root / rel
+        try:
+            now = stat_key(path)
+            if now != key and state["digests"].get(rel) != sha256_file(path):
+                return None
+        except OSError:
+            return None
+        current[rel] = now
+    return current
 
 
 def _build_one(args: tuple[str, str, str, str, Entry, str, bool, int, MediaBudget]) -> tuple[str, str, Any]:
@@ -157,20 +146,27 @@ def _build_one(args: tuple[str, str, str, str, Entry, str, bool, int, MediaBudge
     tmp = stage.with_name(f"{key}.tmp")
     try:
         stats = build_dataset(
-            spec, raw_root, tmp, frozenset(entry.subtasks), style, entry.caps, entry.options, processes
+            spec, raw_root, tmp, frozenset(entry.subtasks), style, entry.caps, entry.options, processes, budget
         )
     except MissingData as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        return key, "missing", str(err)
+        return key, "missing", _relative_to_raw_root(str(err), raw_root)
     except RawFormatError as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        return key, "error", str(err)
+        return key, "error", _relative_to_raw_root(str(err), raw_root)
     (tmp / "DONE.json").write_bytes(
         orjson.dumps({"fingerprint": fingerprint, "stats": stats}, option=orjson.OPT_INDENT_2)
     )
     shutil.rmtree(stage, ignore_errors=True)
     tmp.rename(stage)
     return key, "built", stats
+
+
+def _relative_to_raw_root(message: str, raw_root: Path) -> str:
+    """A message with paths under the raw root written relative to it (POSIX): the same inputs give the same
+    manifest and card wherever they sit on disk."""
+    root = re.escape(raw_root.as_posix().rstrip("/"))
+    return re.sub(rf"{root}(/|(?![\w.-]))", lambda m: "" if m.group(1) == "/" else ".", message)
 
 
 def _git_state() -> dict[str, Any]:
@@ -197,7 +193,14 @@ def _package_versions() -> dict[str, str]:
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
+    """Put a stage file into the corpus: a reflink where the file system has them, else a hard link (else a
+    copy). Links are safe here: nothing writes into a finished stage file (stages are rebuilt in a new folder and
+    renamed in whole; media were copied, never linked, from the raw tree), and `_cached` refuses a stage whose
+    files changed size or mtime, e.g. by an edit of the corpus through the link."""
     dst.parent.mkdir(parents=True, exist_ok=True)
+    if reflink(src, dst):
+        return
+    dst.unlink(missing_ok=True)
     try:
         os.link(src, dst)
     except OSError:
@@ -208,7 +211,7 @@ def _assemble(
     tmp: Path, stage_root: Path, results: dict[str, tuple[str, Any]], entries: list[Entry]
 ) -> dict[str, Any]:
     outputs: dict[str, Any] = {}
-    with open(tmp / "rejects.jsonl", "wb") as rejects:
+    with open(tmp / "rejects.jsonl", "wb") as rejects, open(tmp / MEDIA_DIGESTS, "wb") as media_digests:
         for entry in entries:
             status, stats = results[entry.dataset]
             if status not in ("built", "reused"):
@@ -221,26 +224,18 @@ def _assemble(
                     outputs[rel] = info
             with open(stage / "rejects.jsonl", "rb") as f:
                 shutil.copyfileobj(f, rejects)
+            if (stage / MEDIA_DIGESTS).exists():
+                media_digests.write((stage / MEDIA_DIGESTS).read_bytes())
             media = stage / "media"
             for path in sorted(media.rglob("*")) if media.is_dir() else []:
                 if path.is_file():
                     _link_or_copy(path, tmp / "media" / entry.dataset / path.relative_to(media))
     outputs["rejects.jsonl"] = {"sha256": sha256_file(tmp / "rejects.jsonl")}
+    if (tmp / MEDIA_DIGESTS).stat().st_size:  # `sha256sum -c media.sha256` checks every media file
+        outputs[MEDIA_DIGESTS] = {"sha256": sha256_file(tmp / MEDIA_DIGESTS)}
+    else:
+        (tmp / MEDIA_DIGESTS).unlink()
     return outputs
-
-
-def _publish(tmp: Path, out: Path) -> None:
-    """Swap `tmp` in as `out`; the old corpus survives (as .old) until the new one is in place."""
-    backup = out.with_name(f".{out.name}.old")
-    if backup.exists():
-        if out.exists():
-            shutil.rmtree(backup)
-        else:
-            backup.rename(out)
-    if out.exists():
-        out.rename(backup)
-    tmp.rename(out)
-    shutil.rmtree(backup, ignore_errors=True)
 
 
 def build(
@@ -252,8 +247,10 @@ def build(
     workers: int = 2,
     use_cache: bool = True,
     log=print,
+    wait: bool = False,
 ) -> dict[str, Any]:
-    """Build the corpus; returns the manifest. Raises BuildError on unreadable input or (strict) missing data."""
+    """Build the corpus; returns the manifest. Raises BuildError on unreadable input, (strict) missing data, or an
+    output another build holds (unless `wait`: then it waits for that build to end)."""
     registry = load_registry()
     mixture, entries = load_mixture(mixture_path, registry)
     if datasets:
@@ -261,9 +258,31 @@ def build(
         if unknown:
             raise BuildError(f"datasets {unknown} are not in mixture {mixture_path}")
         entries = [e for e in entries if e.dataset in datasets]
-    style, budget = mixture.get("template_style", "mmaffben"), media_budget(mixture)
     out = out.resolve()
-    stage_root = out.with_name(f".{out.name}.stage")
+    try:
+        with output_lock(out, wait=wait, log=log):
+            stage_root = out.with_name(f".{out.name}.stage")
+            recover(out, stage_root)
+            return _build_locked(
+                raw_root, out, stage_root, mixture, entries, registry, strict, workers, use_cache, log
+            )
+    except OutputBusy as err:
+        raise BuildError(str(err)) from None
+
+
+def _build_locked(
+    raw_root: Path,
+    out: Path,
+    stage_root: Path,
+    mixture: Mixture,
+    entries: list[Entry],
+    registry: dict[str, DatasetSpec],
+    strict: bool,
+    workers: int,
+    use_cache: bool,
+    log,
+) -> dict[str, Any]:
+    style, budget = mixture.template_style, mixture.budget
     # `workers` processes in all: datasets in parallel, and each dataset's rendering pass split across the rest
     parallel_datasets = max(1, min(workers, len(entries)))
     per_dataset = max(1, workers // parallel_datasets)
@@ -283,7 +302,7 @@ def build(
     ]
     results: dict[str, tuple[str, Any]] = {}
     with (
-        ProcessPoolExecutor(max_workers=parallel_datasets)
+        ProcessPoolExecutor(max_workers=parallel_datasets, **pool_initializer())
         if parallel_datasets > 1
         else contextlib.nullcontext() as pool
     ):
@@ -294,15 +313,15 @@ def build(
     missing = [f"{k}: {p}" for k, (s, p) in results.items() if s == "missing"]
     if errors or (strict and missing):
         raise BuildError("\n".join(errors + ([f"missing (--strict): {m}" for m in missing] if strict else [])))
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    tmp = temp_path(out)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
         outputs = _assemble(tmp, stage_root, results, entries)
-        manifest = _manifest(mixture, entries, results, outputs, registry, raw_root, style)
+        manifest = _manifest(mixture, entries, results, outputs, registry, raw_root)
         (tmp / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
         (tmp / "README.md").write_text(card.render(manifest, registry), encoding="utf-8")
-        _publish(tmp, out)
+        publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -310,13 +329,12 @@ def build(
 
 
 def _manifest(
-    mixture: dict[str, Any],
+    mixture: Mixture,
     entries: list[Entry],
     results: dict[str, tuple[str, Any]],
     outputs: dict[str, Any],
     registry: dict[str, DatasetSpec],
     raw_root: Path,
-    style: str,
 ) -> dict[str, Any]:
     datasets, totals, rejects = {}, dict.fromkeys(SPLITS, 0), 0
     by_task: dict[str, dict[str, int]] = {}
@@ -338,7 +356,7 @@ def _manifest(
                 for language, n in languages.items():
                     by_task.setdefault(task, dict.fromkeys(SPLITS, 0))[split] += n
                     by_language.setdefault(language, dict.fromkeys(SPLITS, 0))[split] += n
-        rejects += sum(reasons.values()) + derived_rejected
+        rejects += stats["reject_lines"]  # one rejects.jsonl line per input row that lost a record
         datasets[entry.dataset] = {
             "status": "built",
             "subtasks": list(entry.subtasks),
@@ -348,7 +366,9 @@ def _manifest(
             "counts": {s: c for s, c in stats["counts"].items() if s in entry.splits},
             "rejects": dict(sorted(reasons.items())),
             "derived_rejected": derived_rejected,
+            "reject_lines": stats["reject_lines"],
             "capped": sum(f["capped"] for f in stats["files"].values()),
+            "held_out": sum(f["held_out"] for f in stats["files"].values()),
             "visual_tokens": stats["visual_tokens"],
             "media": stats["media"],
             "files": stats["files"],
@@ -357,12 +377,15 @@ def _manifest(
     families = sorted(
         {st.template for e in entries for name, st in registry[e.dataset].subtasks.items() if name in e.subtasks}
     )
+    style = mixture.template_style
     return {
-        "corpus": mixture.get("name", "mmaffin"),
+        "corpus": mixture.name,
         "schema_version": SCHEMA_VERSION,
-        "raw_root": _display_path(raw_root),
+        # the bundled sample by its place in the project; any other raw root is not recorded (machine-specific):
+        # its inputs are named relative to it and identified by their sha256 under datasets.<key>.inputs
+        "raw_root": _project_path(raw_root),
         "media_root": None,  # media paths in records are relative to the corpus folder
-        "media_budget": vars(media_budget(mixture)),
+        "media_budget": vars(mixture.budget),
         "template_style": style,
         "templates": {f: load_template(f, style).version for f in families},
         "mixture": {
@@ -388,11 +411,15 @@ def _manifest(
     }
 
 
-def _display_path(path: Path) -> str:
+def _project_path(path: Path) -> str | None:
     try:
         return path.resolve().relative_to(ROOT).as_posix()
     except ValueError:
-        return str(path)
+        return None
+
+
+def _display_path(path: Path) -> str:
+    return _project_path(path) or str(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -411,6 +438,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strict", action="store_true", help="a dataset missing from the raw root is an error")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="datasets built in parallel")
     parser.add_argument("--no-cache", action="store_true", help="rebuild every dataset even if its stage is current")
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="if another build is writing --out, wait for it to end (default: fail at once, naming its pid)",
+    )
     args = parser.parse_args(argv)
     raw_root = args.raw_root
     if raw_root is None or str(raw_root) == "":
@@ -425,7 +457,9 @@ def main(argv: list[str] | None = None) -> int:
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] or None
     print(f"building {args.out} from {raw_root}")
     try:
-        manifest = build(raw_root, args.out, args.mixture, datasets, args.strict, args.workers, not args.no_cache)
+        manifest = build(
+            raw_root, args.out, args.mixture, datasets, args.strict, args.workers, not args.no_cache, wait=args.wait
+        )
     except BuildError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -64,7 +64,7 @@ def summary_table(manifest: dict[str, Any]) -> str:
             lines.append(f"{key:<20} {info['status']:<8} {info['message']}")
             continue
         n = {s: sum(sum(t.values()) for t in info["counts"].get(s, {}).values()) for s in SPLITS}
-        rejects = sum(info["rejects"].values()) + info["derived_rejected"]
+        rejects = info["reject_lines"]  # input rows with a rejected record: the lines of rejects.jsonl
         lines.append(
             f"{key:<20} {'built':<8} {n['train']:>8} {n['validation']:>8} {n['test']:>8} {rejects:>8} {info['capped']:>8}"
         )
@@ -77,7 +77,8 @@ def render(manifest: dict[str, Any], registry: dict[str, DatasetSpec]) -> str:
         f"# {manifest['corpus']}\n",
         "Affective instruction corpus built from the official raw files by `make build-mmaffin` "
         f"(git {manifest['git']['commit']}, template style `{manifest['template_style']}`). "
-        "Every input row is either a record here or a line in `rejects.jsonl`; `manifest.json` has all counts and "
+        "Every input row is either a record here or a line in `rejects.jsonl` (one per row; `row_rejected: false` "
+        "marks a written row that lost only derived records); `manifest.json` has all counts and "
         "the hashes of every input and output file.\n",
         "## Contents\n",
         "```",

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mmaff.media import MediaBudget, smart_resize
 from mmaff.predictions import PredictionWriter, check_run, corpus_fingerprint, done_ids, merge_shards, write_run
+from mmaff.redact import redact_command, redact_text, redact_url
 from mmaff.train.collator import MediaLoader
 
 if TYPE_CHECKING:  # torch / transformers are imported where they are needed (the server client needs neither)
@@ -441,6 +442,7 @@ class APIError(RuntimeError):
 
 
 RETRY_STATUS = frozenset({408, 429})  # plus every 5xx
+MAX_SERVER_MESSAGE = 300  # characters of a server's error body kept in errors and logs
 LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 VIDEO_MODES = ("frames", "video_url")
 
@@ -449,6 +451,24 @@ def _png_data_url(image: Image.Image) -> str:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """Never follow a redirect: the request (with its Authorization header) goes to `--base-url` only, and an
+    answer from anywhere else is never taken. The 3xx reaches the client as an HTTPError."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _split_userinfo(base_url: str) -> tuple[str, str | None, str | None]:
+    """`base_url` without its ``user:password@``, and the (unquoted) user and password if it had them."""
+    parts = urllib.parse.urlsplit(base_url)
+    if parts.username is None and parts.password is None:
+        return base_url, None, None
+    netloc = parts.netloc.rpartition("@")[2]
+    user, password = (urllib.parse.unquote(v) if v is not None else None for v in (parts.username, parts.password))
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), user, password
 
 
 def _budgeted(image: Image.Image, min_pixels: int, max_pixels: int) -> Image.Image:
@@ -479,7 +499,13 @@ class OpenAIChatGenerator:
     Failures: 408 / 429 / 5xx, timeouts and connection errors are retried with exponential backoff (``backoff *
     2**attempt`` seconds, capped by `max_backoff`, or the server's Retry-After); any other 4xx fails at once. A
     failure raises `APIError` naming the id and the server's message, after the requests in flight have finished
-    and been written; a rerun resumes. `timeout` is per request (socket timeout of each attempt)."""
+    and been written; a rerun resumes. `timeout` is per request (socket timeout of each attempt).
+
+    Security: redirects are never followed (a 3xx is an error naming the status and the redacted Location), so the
+    API key goes to `base_url`'s scheme, host and port only and only its answers are kept. A ``user:password@``
+    in `base_url` is sent as HTTP Basic auth when no API key is given (dropped, with a warning, when one is) and is
+    never recorded. Error bodies are cut to `MAX_SERVER_MESSAGE` characters, and the key, the password and any
+    URL userinfo are redacted from every message, log line and the run file."""
 
     name = "openai"
 
@@ -503,9 +529,17 @@ class OpenAIChatGenerator:
     ) -> None:
         if video_mode not in VIDEO_MODES:
             raise ValueError(f"video_mode must be one of {VIDEO_MODES}")
+        base_url, user, password = _split_userinfo(base_url)
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model_name = model
         self.api_key = api_key
+        self.secrets = [api_key, password]
+        self._authorization = f"Bearer {api_key}" if api_key else None
+        if user is not None and api_key:
+            log.warning("%s: the user:password in the base URL is not used (an API key is given)", self.url)
+        elif user is not None:
+            basic = base64.b64encode(f"{user}:{password or ''}".encode()).decode("ascii")
+            self._authorization = f"Basic {basic}"
         self.budget = budget or MediaBudget()
         self.media = MediaLoader(corpus_root, self.budget, decoder)
         self.concurrency, self.timeout, self.max_retries = concurrency, timeout, max_retries
@@ -520,7 +554,11 @@ class OpenAIChatGenerator:
         }
         host = urllib.parse.urlsplit(self.url).hostname
         handlers = [urllib.request.ProxyHandler({})] if host in LOOPBACK else []  # a local server: no proxy
-        self._opener = urllib.request.build_opener(*handlers)
+        self._opener = urllib.request.build_opener(*handlers, _RefuseRedirects)
+
+    def redact(self, text: object) -> str:
+        """Text shown to the user or logged, without the API key, the password or URL userinfo."""
+        return redact_text(str(text), self.secrets)
 
     # -- request body --------------------------------------------------------------------------------------------
     def _image_part(self, path: str) -> dict[str, Any]:
@@ -575,10 +613,12 @@ class OpenAIChatGenerator:
     # -- one request, with retries -------------------------------------------------------------------------------
     def _post(self, body: bytes) -> dict[str, Any]:
         headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
+        if self._authorization:
+            headers["Authorization"] = self._authorization
         request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
         with self._opener.open(request, timeout=self.timeout) as response:
+            if response.geturl() != self.url:  # cannot happen without redirects; never keep another host's answer
+                raise APIError(f"the answer came from {redact_url(response.geturl())}, not {self.url}")
             return json.loads(response.read())
 
     def _wait(self, attempt: int, retry_after: str | None) -> float:
@@ -599,14 +639,21 @@ class OpenAIChatGenerator:
             try:
                 answer = self._post(body)
             except urllib.error.HTTPError as err:
-                message = _server_message(err)
+                if 300 <= err.code < 400:
+                    location = self.redact(redact_url(err.headers.get("Location") or "?"))
+                    raise APIError(
+                        f"{record['id']}: HTTP {err.code} from {self.url}: a redirect to {location}, not followed "
+                        "(requests and the API key go to --base-url only; pass the final address as --base-url)"
+                    ) from None
+                message = self.redact(_server_message(err))
                 if err.code not in RETRY_STATUS and err.code < 500:
                     raise APIError(f"{record['id']}: HTTP {err.code} from {self.url}: {message}") from None
                 last, retry_after = f"HTTP {err.code}: {message}", err.headers.get("Retry-After")
             except ValueError as err:  # a 200 whose body is not JSON
-                raise APIError(f"{record['id']}: the response of {self.url} is not JSON: {err}") from None
+                reason = self.redact(err)[:MAX_SERVER_MESSAGE]
+                raise APIError(f"{record['id']}: the response of {self.url} is not JSON: {reason}") from None
             except (TimeoutError, ConnectionError, urllib.error.URLError, OSError) as err:
-                last = f"{type(err).__name__}: {getattr(err, 'reason', err)}"
+                last = f"{type(err).__name__}: {self.redact(getattr(err, 'reason', err))}"
             else:
                 return self._prediction(record, answer, payload, attempt + 1, time.perf_counter() - start)
             if attempt < self.max_retries:
@@ -622,7 +669,8 @@ class OpenAIChatGenerator:
             choice = answer["choices"][0]
             text = choice["message"]["content"] or ""
         except (KeyError, IndexError, TypeError) as err:
-            raise APIError(f"{record['id']}: unexpected response from {self.url}: {str(answer)[:300]}") from err
+            shown = self.redact(answer)[:MAX_SERVER_MESSAGE]
+            raise APIError(f"{record['id']}: unexpected response from {self.url}: {shown}") from err
         usage = answer.get("usage") or {}
         extra = {
             "finish": choice.get("finish_reason"),
@@ -664,18 +712,21 @@ class OpenAIChatGenerator:
 
 
 def _server_message(err: urllib.error.HTTPError) -> str:
-    """The server's error message (OpenAI's ``{"error": {"message": ...}}`` or the raw body)."""
+    """The server's error message (OpenAI's ``{"error": {"message": ...}}`` or the raw body), cut to
+    `MAX_SERVER_MESSAGE` characters; the caller redacts it."""
     try:
         body = err.read().decode("utf-8", "replace")
     except OSError:
-        return err.reason or ""
+        return str(err.reason or "")[:MAX_SERVER_MESSAGE]
     try:
         detail = json.loads(body)
         if isinstance(detail, dict) and isinstance(detail.get("error"), dict):
-            return str(detail["error"].get("message", body))
-        return str(detail.get("message", body)) if isinstance(detail, dict) else body
+            message = str(detail["error"].get("message", body))
+        else:
+            message = str(detail.get("message", body)) if isinstance(detail, dict) else body
     except ValueError:
-        return body[:500]
+        message = body
+    return message[:MAX_SERVER_MESSAGE] + (" [...]" if len(message) > MAX_SERVER_MESSAGE else "")
 
 
 # ------------------------------------------------------------------------------------------------ vLLM offline
@@ -843,7 +894,8 @@ def run_description(
     argv: Sequence[str] | None = None,
     module: str = "mmaff.generate",
 ) -> dict[str, Any]:
-    """What the run file records: backend, model, corpus build, split, decoding, package versions, command."""
+    """What the run file records: backend, model, corpus build, split, decoding, package versions, command (its
+    secrets redacted: `mmaff.redact`, plus the backend's own API key and password)."""
     import sys
     from datetime import datetime, timezone
     from importlib.metadata import PackageNotFoundError, version
@@ -862,7 +914,9 @@ def run_description(
         "decoding": backend.decoding,
         "endpoint": getattr(backend, "url", None),  # a server may move between resumes: not part of the identity
         "packages": packages,
-        "command": ["python", "-m", module, *(sys.argv[1:] if argv is None else argv)],
+        "command": redact_command(
+            ["python", "-m", module, *(sys.argv[1:] if argv is None else argv)], getattr(backend, "secrets", ())
+        ),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -902,4 +956,7 @@ def main(argv: Sequence[str] | None = None) -> GenerateReport:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except APIError as failure:  # already names the record and the server, secrets redacted
+        raise SystemExit(f"error: {failure}") from None

@@ -12,9 +12,12 @@ import math
 import multiprocessing
 import multiprocessing.pool
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from mmaff.workers import pool_initializer
 
 PATCH, MERGE, TEMPORAL_PATCH = 14, 2, 2
 FACTOR = PATCH * MERGE  # 28: resized sides are multiples of this
@@ -71,16 +74,29 @@ def _existing(path: Path) -> None:
 
 
 def check_image(path: Path) -> tuple[int, int]:
-    """(width, height) of an image that decodes completely (PIL `load`, not just the header)."""
+    """(width, height) of an image that decodes completely (PIL `load`, not just the header). Images over PIL's
+    decompression-bomb limit (`Image.MAX_IMAGE_PIXELS`) are `too_large_image`, judged from the header alone."""
     from PIL import Image, UnidentifiedImageError
 
     _existing(path)
     try:
-        with Image.open(path) as image:
-            image.load()
-            return image.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # judged below, before decoding
+            with Image.open(path) as image:
+                _within_pixel_limit(path, *image.size, Image.MAX_IMAGE_PIXELS)
+                image.load()
+                return image.size
+    except MediaError:
+        raise
+    except Image.DecompressionBombError as err:  # over twice the limit: PIL refuses to open it
+        raise MediaError("too_large_image", f"{path}: {err}") from err
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise MediaError("undecodable_image", f"{path}: {err}") from err
+
+
+def _within_pixel_limit(path: Path, width: int, height: int, limit: int | None) -> None:
+    if limit is not None and width * height > limit:
+        raise MediaError("too_large_image", f"{path}: {width}x{height} = {width * height} pixels, limit {limit}")
 
 
 def probe_video(path: Path) -> VideoInfo:
@@ -241,7 +257,7 @@ class MediaChecker:
         self._pool = None
 
     def _new_pool(self) -> multiprocessing.pool.Pool:
-        return multiprocessing.get_context("fork").Pool(self.processes)
+        return multiprocessing.get_context("fork").Pool(self.processes, **pool_initializer())
 
     def prefetch(self, items: list[tuple[str, str]]) -> None:
         todo = list(dict.fromkeys(i for i in items if i not in self.cache))

@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import sys
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -29,7 +30,8 @@ class RawFormatError(ValueError):
 
     def __init__(self, file: str | Path, line: int | None, message: str) -> None:
         self.file, self.line = str(file), line
-        super().__init__(f"{file}{f':{line}' if line else ''}: {message}")
+        one_line = " ".join(message.splitlines())  # library messages may span lines; the user sees one
+        super().__init__(f"{file}{f':{line}' if line else ''}: {one_line}")
 
 
 class MissingData(FileNotFoundError):
@@ -65,6 +67,7 @@ def read_tsv(
     path: Path, rel: str, columns: int, header: list[str] | None = None, skip_blank: bool = True
 ) -> Iterator[tuple[int, list[str]] | Reject]:
     """Tab-separated rows with exactly `columns` fields; if `header` is given the first line must match it."""
+    _empty_file(path, rel, header)
     for item in read_lines(path, rel):
         if isinstance(item, Reject):
             yield item
@@ -84,36 +87,101 @@ def read_tsv(
         yield number, fields
 
 
-def read_csv(
-    path: Path, rel: str, header: list[str] | None, delimiter: str = ",", columns: int | None = None
-) -> Iterator[tuple[int, list[str]] | Reject]:
-    """CSV rows (quoted fields may span lines); the reported line is where the row starts.
+class _LineFeed:
+    """Physical lines for a csv reader, numbered, with the lines of the current row kept so that a row found bad
+    can be replayed from its second line (the reader then resyncs at the next physical line)."""
 
+    def __init__(self, lines: Iterator[str]) -> None:
+        self.lines, self.count = lines, 0
+        self.pending: deque[tuple[int, str]] = deque()
+        self.taken: list[tuple[int, str]] = []
+
+    def __iter__(self) -> _LineFeed:
+        return self
+
+    def __next__(self) -> str:
+        if self.pending:
+            item = self.pending.popleft()
+        else:
+            self.count += 1
+            item = (self.count, next(self.lines))
+        self.taken.append(item)
+        return item[1]
+
+    def replay_after_first(self) -> None:
+        self.pending.extendleft(reversed(self.taken[1:]))
+
+
+def _swallowed_rows(taken: list[tuple[int, str]], multiline: bool, row_pattern: re.Pattern | None) -> bool:
+    """Whether a row spanning several physical lines is a stray quote that swallowed the rows after it."""
+    if len(taken) == 1:
+        return False
+    if not multiline:
+        return True
+    return row_pattern is not None and any(row_pattern.fullmatch(line.rstrip("\r\n")) for _, line in taken[1:])
+
+
+def _empty_file(path: Path, rel: str, header: list[str] | None) -> None:
+    if path.stat().st_size == 0:
+        raise RawFormatError(rel, None, "empty file" + (f" (expected header {header})" if header else ""))
+
+
+def read_csv(
+    path: Path,
+    rel: str,
+    header: list[str] | None,
+    delimiter: str = ",",
+    columns: int | None = None,
+    multiline: bool = False,
+    row_pattern: re.Pattern | None = None,
+) -> Iterator[tuple[int, list[str]] | Reject]:
+    """CSV rows; the reported line is where the row starts. A zero-byte file is a RawFormatError.
+
+    Quoting is strict, and a quoted field may span lines only with `multiline` (sources whose texts hold
+    newlines); there a row is still refused if one of its later lines fully matches `row_pattern` (what a whole
+    row of the source looks like). A stray quote therefore costs one `unbalanced_quote` reject at its line, and
+    reading resumes at the next physical line instead of merging the rows below into one record.
     Bytes that are not UTF-8 are kept as surrogates while parsing so one bad row cannot derail the rest,
     then that row is rejected.
     """
+    _empty_file(path, rel, header)
     expected = len(header) if header is not None else columns
     with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
-        reader = csv.reader(f, delimiter=delimiter)
-        start = 1
-        for index, row in enumerate(reader):
-            number, start = start, reader.line_num + 1
-            if index == 0 and header is not None:
-                found = [c.replace(_BOM, "").strip() for c in row]
-                if found != header:
-                    raise RawFormatError(rel, 1, f"expected header {header}, found {found}")
+        feed = _LineFeed(f)
+        reader = csv.reader(feed, delimiter=delimiter, strict=True)
+        first = True
+        while True:
+            feed.taken = []
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as err:
+                row, problem = [], str(err)
+            else:
+                swallowed = _swallowed_rows(feed.taken, multiline, row_pattern)
+                problem = "a quoted field runs over several lines" if swallowed else ""
+            if not feed.taken:  # an error before any line was read: nothing to resync on
+                raise RawFormatError(rel, None, f"unreadable CSV ({problem})")
+            number = feed.taken[0][0]
+            if first and header is not None:
+                found = [c.replace(_BOM, "").strip() for c in row] if not problem else feed.taken[0][1][:200]
+                if problem or found != header:
+                    raise RawFormatError(rel, 1, f"expected header {header}, found {found!r}")
+                first = False
+                continue
+            first = False
+            if problem:
+                lines = f"lines {number}-{feed.taken[-1][0]}" if len(feed.taken) > 1 else f"line {number}"
+                yield Reject(rel, number, "unbalanced_quote", _shown(feed.taken[0][1]), f"{problem} ({lines})")
+                feed.replay_after_first()
                 continue
             if not row or (len(row) == 1 and not row[0].strip()):
                 yield Reject(rel, number, "blank_line")
                 continue
             joined = delimiter.join(row)
             if _SURROGATE.search(joined):
-                yield Reject(
-                    rel,
-                    number,
-                    "undecodable_bytes",
-                    excerpt(joined.encode("utf-8", "surrogateescape").decode("utf-8", "replace")),
-                )
+                yield Reject(rel, number, "undecodable_bytes", _shown(joined))
                 continue
             if expected is not None and len(row) != expected:
                 yield Reject(
@@ -121,6 +189,11 @@ def read_csv(
                 )
                 continue
             yield number, row
+
+
+def _shown(text: str) -> str:
+    """An excerpt of text read with surrogateescape, undecodable bytes shown as U+FFFD."""
+    return excerpt(text.rstrip("\r\n").encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
 
 
 def parse_rows(
@@ -138,12 +211,29 @@ def parse_rows(
             yield Reject(rel, line, err.reason, excerpt(separator.join(fields)), err.detail)
 
 
-def read_json_array(path: Path, rel: str) -> Iterator[tuple[int, dict] | Reject]:
-    """Items of a file holding one JSON array (EWECT's layout), numbered from 1.
+_NEXT_ITEM = re.compile(r",\s*(?=\{\s*[\"}])")  # an array separator followed by the start of an object
 
-    The array is decoded item by item, so a truncated or corrupt file still yields every item before the
-    damage and one reject (with the item number) for the unreadable rest.
+
+def _position(text: str, pos: int) -> str:
+    """`line L, column C` (1-based) of a character offset."""
+    return f"line {text.count(chr(10), 0, pos) + 1}, column {pos - text.rfind(chr(10), 0, pos)}"
+
+
+def _json_problem(err: Exception) -> str:
+    if isinstance(err, json.JSONDecodeError):
+        return f"{err.msg} at char {err.pos}"
+    return f"{type(err).__name__}: {err}"
+
+
+def read_json_array(path: Path, rel: str) -> Iterator[tuple[int, dict] | Reject]:
+    """Items of a file holding one JSON array of objects (EWECT's layout), numbered from 1.
+
+    The array is decoded item by item. A corrupt item is rejected (`bad_json`: its number, line, column and what
+    broke) and reading resumes at the next `, {"` after its start, where the next item begins, so one bad item
+    costs one reject; a damaged tail with no item after it (a truncated file) is one `truncated_json` reject.
+    `line` is the item number, as in the records (EWECT files are one line); the detail gives line and column.
     """
+    _empty_file(path, rel, None)
     try:
         text = path.read_bytes().decode("utf-8").removeprefix(_BOM)
     except UnicodeDecodeError as err:
@@ -162,15 +252,15 @@ def read_json_array(path: Path, rel: str) -> Iterator[tuple[int, dict] | Reject]
         number += 1
         try:
             item, pos = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as err:
-            yield Reject(
-                rel,
-                number,
-                "truncated_json",
-                excerpt(text[pos : pos + 200]),
-                f"item {number}: {err.msg} at char {err.pos}",
-            )
-            return
+        except (ValueError, RecursionError) as err:  # also numbers past int's digit limit, absurd nesting
+            resume = _NEXT_ITEM.search(text, pos + 1)
+            reason = "bad_json" if resume else "truncated_json"
+            where = f"item {number} at {_position(text, pos)} (char {pos})"
+            yield Reject(rel, number, reason, excerpt(text[pos : pos + 200]), f"{where}: {_json_problem(err)}")
+            if resume is None:
+                return
+            pos = resume.end()
+            continue
         if not isinstance(item, dict):
             yield Reject(rel, number, "bad_json_item", excerpt(item), "expected an object")
             continue

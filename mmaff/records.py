@@ -7,14 +7,18 @@ import unicodedata
 from typing import Any
 from urllib.parse import quote
 
+import regex
 import xxhash
 
 from mmaff.answers import render_answer
 from mmaff.registry import DatasetSpec
-from mmaff.schema import LANGUAGE_RE, SPLITS, Example, RecordError, check_gold, validate_record
+from mmaff.schema import ID_RE, LANGUAGE_RE, SPLITS, Example, RecordError, check_gold, validate_record
 from mmaff.templates import SENTINEL, PromptRenderer, load_template, prompt_context, render_given
 
-_NON_WORD = re.compile(r"[\W_]+")
+# What dedup ignores: everything but letters, digits and the combining marks that spell words (Mn, Mc: Thai
+# vowels and tone marks, Indic vowel signs and viramas, Arabic harakat), plus variation selectors (emoji
+# presentation, Mn) and the Arabic tatweel (a stretched joint, Lm), which are typography.
+_NOT_TEXT = regex.compile(r"(?V1)[[^\p{L}\p{N}\p{Mn}\p{Mc}]\p{Variation_Selector}\N{ARABIC TATWEEL}]+")
 
 
 def hash64(data: str | bytes, seed: int = 0) -> int:
@@ -28,10 +32,17 @@ _ASCII_NON_WORD = {c: None for c in range(128) if not chr(c).isalnum()}
 
 
 def normalise_for_dedup(text: str) -> str:
-    """NFKC, case-folded, punctuation/whitespace/emoji removed: "Great!!  " and "great" collide."""
+    """NFKC, case-folded, punctuation/whitespace/symbols/emoji/controls removed: "Great!!  " and "great" collide,
+    so do full- and half-width forms and composed / decomposed accents.
+
+    Combining marks are kept, in every script: in Thai, Devanagari, Bengali, Tamil, Gurmukhi they are the
+    vowels and tone marks (กิน "eat" and กัน "together" differ only by one), and in Arabic/Urdu harakat tell
+    words apart (كَتَبَ "he wrote", كُتُب "books"). Latin/Greek/Cyrillic accents are kept too: NFKC composes
+    them into letters, which were never folded, and they distinguish words (año / ano). The price: the same
+    Arabic text with and without its optional harakat does not collide."""
     if text.isascii():  # NFKC is the identity on ASCII; translate is ~3x faster than the regex there
         return text.lower().translate(_ASCII_NON_WORD)
-    return _NON_WORD.sub("", unicodedata.normalize("NFKC", text).casefold())
+    return _NOT_TEXT.sub("", unicodedata.normalize("NFKC", text).casefold())
 
 
 _SAFE_ID_PART = re.compile(r"^[A-Za-z0-9\-_.~:@+>=,]+$")
@@ -126,7 +137,16 @@ class RecordMaker:
         for path in (*example.images, *example.videos):
             if not isinstance(path, str) or not path or path.startswith("/") or ".." in path.split("/"):
                 raise RecordError(f"media path {path!r} is not relative to the media root", "unsafe_media_path")
-        return self._id(example)
+        return self._checked_id(example)
+
+    def _checked_id(self, example: Example) -> str:
+        """The record id, checked per record (the schema check of whole records runs once per subtask)."""
+        if not isinstance(example.source_id, str) or not example.source_id.strip():
+            raise RecordError(f"empty source id {example.source_id!r}", "empty_source_id")
+        record_id = self._id(example)
+        if not ID_RE.match(record_id):
+            raise RecordError(f"bad record id {record_id!r}", "bad_record_id")
+        return record_id
 
     def make(self, example: Example, record_id: str, split: str) -> dict[str, Any]:
         """The corpus record of an example that passed `check`."""

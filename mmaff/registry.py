@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from mmaff.dispositions import SeededSplits
 from mmaff.schema import MODALITIES, TARGET_TYPES
 
 REGISTRY_PATH = Path(__file__).resolve().parent.parent / "data_builders" / "registry.yaml"
@@ -88,6 +89,7 @@ class DatasetSpec:
     subtasks: dict[str, Subtask]
     prompt: dict[str, str] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    option_choices: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # options with a closed set of values
     notes: str = ""
 
     def builder_module(self) -> ModuleType:
@@ -131,6 +133,11 @@ def _dataset(key: str, raw: dict[str, Any], label_sets: dict[str, LabelSet]) -> 
     if raw["modality"] not in MODALITIES:
         raise RegistryError(f"{key}: unknown modality {raw['modality']!r}")
     subtasks = {name: _subtask(name, st, label_sets, f"{key}.{name}") for name, st in raw["subtasks"].items()}
+    if raw["splits"].get("strategy") == "seeded":
+        try:
+            SeededSplits.from_config(raw["splits"])
+        except ValueError as err:
+            raise RegistryError(f"{key}: {err}") from None
     for st in subtasks.values():
         missing = [p for p in (*st.parts, st.given, st.asks) if p and p not in subtasks]
         if missing:
@@ -150,6 +157,7 @@ def _dataset(key: str, raw: dict[str, Any], label_sets: dict[str, LabelSet]) -> 
         subtasks=subtasks,
         prompt=raw.get("prompt", {}),
         options=raw.get("options", {}),
+        option_choices={name: tuple(values) for name, values in raw.get("option_choices", {}).items()},
         notes=raw.get("notes", ""),
     )
 

@@ -63,7 +63,7 @@ ARROW_FEATURES = [
 ]
 _TASK_RE = re.compile(r"^(SP|SI|EC|EI|VAD|ASI)([+>](SP|SI|EC|EI|VAD|ASI))*$")
 LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]+)?$")
-_ID_RE = re.compile(r"^[^\s/]+(/[^\s/]+){3,}$")
+ID_RE = re.compile(r"^[^\s/]+(/[^\s/]+){3,}$")  # dataset/subset/subtask[/facet...]/source id
 
 
 class RecordError(ValueError):
@@ -223,7 +223,7 @@ def _check_shared(record: dict[str, Any]) -> None:
 
 def validate_item(record: dict[str, Any]) -> None:
     """The checks that depend on the item's data: id, split, language, text, media paths, provenance."""
-    if not _ID_RE.match(record["id"]) or not record["id"].startswith(record["dataset"] + "/"):
+    if not ID_RE.match(record["id"]) or not record["id"].startswith(record["dataset"] + "/"):
         raise RecordError(f"bad id {record['id']!r}")
     if ">" in record["task"] and not record["given"]:
         raise RecordError("two-step tasks (A>B) need 'given'")

@@ -83,18 +83,27 @@ def read_predictions(path: str | Path, meta: PredictionMeta | None = None) -> di
                 raise ScoringError(f'{path}:{number}: expected {{"id": str, "prediction": ...}}')
             if row["id"] in predictions:
                 raise ScoringError(f"{path}:{number}: duplicate id {row['id']!r}")
-            predictions[row["id"]] = _reply(row["prediction"])
+            predictions[row["id"]] = _reply(row["prediction"], f"{path}:{number}")
             if meta is not None:
                 _collect(meta, row)
     return predictions
 
 
-def _reply(prediction: Any) -> Reply:
+def _reply(prediction: Any, where: str) -> Reply:
+    """A prediction as the model wrote it; anything else (null, a number, an object) would be scored as its JSON
+    text, so it is an error instead."""
     if isinstance(prediction, str):
         return prediction
     if isinstance(prediction, list) and all(isinstance(beam, str) for beam in prediction):
         return prediction
-    return json.dumps(prediction, ensure_ascii=False)
+    raise ScoringError(
+        f"{where}: prediction must be a string or a list of strings (beams), got {_json_excerpt(prediction)}"
+    )
+
+
+def _json_excerpt(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _collect(meta: PredictionMeta, row: dict[str, Any]) -> None:

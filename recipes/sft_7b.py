@@ -9,7 +9,11 @@ single process. 7B full fine-tuning needs ZeRO-3 over several GPUs, so a single-
 
 from pathlib import Path
 
-from mmaff.train.sft import default_recipe, main
+from mmaff.workers import stop_with_launcher
+
+stop_with_launcher()  # before the heavy imports: a rank must not outlive a launcher killed meanwhile
+
+from mmaff.train.sft import default_recipe, main  # noqa: E402
 
 RECIPES = Path(__file__).resolve().parent / "qwen2.5-vl-7b" / "sft"
 

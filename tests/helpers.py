@@ -58,15 +58,18 @@ def build_datasets(
 
 
 def assert_accounting(built: Built, dataset: str) -> None:
-    """Rows in = records out + rejects (+ capped), per file, and the corpus agrees with the manifest."""
+    """Rows in = records out + rejects (+ capped, held out), per file, and the corpus agrees with the manifest."""
     files = built.files(dataset)
     for rel, stats in files.items():
-        accounted = stats["written"] + sum(stats["rejected"].values()) + stats["capped"] + stats["excluded_subtask"]
+        accounted = stats["written"] + sum(stats["rejected"].values()) + stats["capped"] + stats["held_out"]
+        accounted += stats["excluded_subtask"]
         assert accounted == stats["rows"], (rel, stats)
         primary = [r for r in built.records.values() if r["source"]["file"] == rel and not r["source"].get("derived")]
         assert len(primary) == stats["written"], (rel, len(primary), stats)
-        row_rejects = [r for r in built.rejects if r["file"] == rel and r["dataset"] == dataset]
-        assert len(row_rejects) == sum(stats["rejected"].values()) + stats["derived_rejected"], rel
+        lines = [r for r in built.rejects if r["file"] == rel and r["dataset"] == dataset]  # one per row
+        assert sum(r["row_rejected"] for r in lines) == sum(stats["rejected"].values()), rel
+        derived = sum(len(r["subtasks"]) - (r["row_rejected"] and bool(r["subtasks"])) for r in lines)
+        assert derived == stats["derived_rejected"], rel
 
 
 def registry_spec(dataset: str):

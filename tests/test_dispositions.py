@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,14 @@ from mmaff import dispositions as disp
 from mmaff import facts as facts_mod
 from mmaff.facts import FactsWriter
 
-CFG = {"strategy": "seeded", "test": 40, "validation": 30, "max_fraction": 0.2}
+CFG = {"strategy": "seeded", "test": 40, "validation": 30, "max_fraction": 0.2, "expected_rows": {"a": 400, "b": 2000}}
+GROUPS = ["a", "b", "c"]  # a: bands over their targets (held out), b: under them, c: not sized (max_fraction wide)
+
+
+def _band_end(target: int, group: str) -> int:
+    rows = CFG["expected_rows"].get(group)
+    widest = 2**64 // 5  # max_fraction 0.2
+    return widest if rows is None else min(widest, (target + 2 * math.isqrt(target)) * 2**64 // rows)
 
 
 def _random_facts(tmp_path, n=6000, seed=0):
@@ -59,10 +68,16 @@ def _reference(columns, caps):
     todo = [i for i in range(n) if reason[i] == 0 and split[i] == disp.UNASSIGNED]
     for g in set(int(columns["split_group"][i]) for i in todo):
         members = sorted((int(columns["split_hash"][i]), i) for i in todo if columns["split_group"][i] == g)
-        n_test = min(CFG["test"], int(len(members) * CFG["max_fraction"]))
-        n_val = min(CFG["validation"], int(len(members) * CFG["max_fraction"]))
-        for rank, (_, i) in enumerate(members):
-            split[i] = disp.TEST if rank < n_test else disp.VALIDATION if rank < n_test + n_val else disp.TRAIN
+        test_end = _band_end(CFG["test"], GROUPS[g])
+        validation_end = test_end + _band_end(CFG["validation"], GROUPS[g])
+        test = [i for h, i in members if h < test_end]
+        validation = [i for h, i in members if test_end <= h < validation_end]
+        for i in todo:
+            if columns["split_group"][i] == g:
+                split[i] = disp.TRAIN
+        for band, code, target in ((test, disp.TEST, CFG["test"]), (validation, disp.VALIDATION, CFG["validation"])):
+            split[band] = code
+            reason[band[target:]] = disp.HELD_OUT
     evaluation = {
         int(columns["text_hash"][i]) for i in range(n) if reason[i] == 0 and split[i] in (disp.VALIDATION, disp.TEST)
     }
@@ -87,9 +102,9 @@ def test_decide_matches_reference(tmp_path, monkeypatch, small_chunks):
         monkeypatch.setattr(facts_mod, "BUCKET_BYTES", 4096)
     facts, columns = _random_facts(tmp_path)
     cap_keys = {0: ("EC", "en"), 1: ("EC", "de")}
-    reason, split = disp.decide(facts, CFG, cap_keys, {"EC": 100})
+    reason, split = disp.decide(facts, CFG, cap_keys, {"EC": 100}, GROUPS)
     expected_reason, expected_split = _reference(columns, {0: 100, 1: 100})
     assert np.array_equal(reason, expected_reason)
     kept = reason == disp.KEEP
     assert np.array_equal(split[kept], expected_split[kept])
-    assert set(np.unique(reason).tolist()) == {0, 1, 2, 3, 4, 5}  # every rule fired
+    assert set(np.unique(reason).tolist()) == {0, 1, 2, 3, 4, 5, 6}  # every rule fired

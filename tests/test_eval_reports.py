@@ -166,7 +166,7 @@ def test_chance_normalised_and_language_macro_by_hand(sample_corpus, tmp_path) -
     assert report["overall"]["mmaffben"]["mean_chance_normalised"] == pytest.approx((-1.0 + 1.0) / 2)
     assert len(scored["mms/SP"][0]) == len(scored["mms/SP"][1]) == mms["n"]
     table = results_markdown(report)
-    assert "| online_shopping/SP | text | 4 | 0.0% | macro_f1 0.000 | accuracy 0.000 | 0.500 | -1.000 |" in table
+    assert "| online_shopping/SP | text | 5 | 0.0% | macro_f1 0.000 | accuracy 0.000 | 0.500 | -1.000 |" in table
     assert "| mms/SP | macro over languages | | | macro_f1 |" in table
 
 

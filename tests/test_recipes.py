@@ -111,9 +111,13 @@ def test_freezing_by_part_on_the_real_7b():
 def test_resume_picks_the_newest_complete_checkpoint(tmp_path):
     assert last_complete_checkpoint(str(tmp_path / "none")) is None
     for step, complete in ((2, True), (10, True), (12, False)):
-        (tmp_path / f"checkpoint-{step}").mkdir()
-        if complete:
-            (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        if complete:  # what a LoRA resume loads (a full check of each file: tests/reliability/test_train_resume.py)
+            (folder / "trainer_state.json").write_text(json.dumps({"global_step": step, "log_history": []}))
+            (folder / "adapter_config.json").write_text("{}")
+            for name in ("adapter_model.bin", "optimizer.pt", "scheduler.pt"):
+                torch.save({}, folder / name)
     assert last_complete_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-10")  # 12 was cut short
 
 

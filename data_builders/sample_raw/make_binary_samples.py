@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import xxhash
 
 HERE = Path(__file__).resolve().parent
 # The Hub layout: data/train-*.parquet (the builder reads *.parquet at any depth under mms/).
@@ -82,6 +83,41 @@ MMS_ROWS = [
 ]
 
 
+# MMS has no official split and its seeded bands are sized for the release (2.3M en rows: a test band of 0.02%
+# of the hash space), so a plain sample would be all train. These rows get the first id from 100000 + 100 * row
+# whose seeded hash falls in the band named, so the sample has test and validation rows in each language.
+MMS_EVAL_ROWS = {
+    3: "validation", 4: "test", 5: "test", 6: "validation",  # en
+    31: "test", 32: "validation",  # pl
+    41: "test", 42: "validation", 43: "test",  # de
+    49: "test", 50: "validation",  # ar
+    55: "test",  # zh
+}  # fmt: skip
+
+
+def _id_in_band(language: str, split: str, start: int, taken: set[int]) -> int:
+    """The first free id from `start` whose seeded hash puts its row in `split` of its language's bands."""
+    from mmaff.dispositions import SeededSplits
+    from mmaff.registry import load_registry
+
+    cfg = load_registry()["mms"].splits
+    test_end, validation_end = (int(end[0]) for end in SeededSplits.from_config(cfg).limits([language]))
+    low, high = (0, test_end) if split == "test" else (test_end, validation_end)
+    source_id = start
+    while source_id in taken or not low <= xxhash.xxh3_64_intdigest(str(source_id).encode(), cfg["seed"]) < high:
+        source_id += 1
+    taken.add(source_id)
+    return source_id
+
+
+def mms_ids() -> list[int]:
+    taken: set[int] = set()
+    return [
+        _id_in_band(row[0].lower(), MMS_EVAL_ROWS[i], 100_000 + 100 * i, taken) if i in MMS_EVAL_ROWS else 7000 + 3 * i
+        for i, row in enumerate(MMS_ROWS)
+    ]
+
+
 def mms_table() -> pa.Table:
     n = len(MMS_ROWS)
     features = {
@@ -95,7 +131,7 @@ def mms_table() -> pa.Table:
         "cleanlab_self_confidence": {"dtype": "float32", "_type": "Value"},
     }
     columns = {
-        "_id": pa.array([7000 + 3 * i for i in range(n)], pa.int32()),
+        "_id": pa.array(mms_ids(), pa.int32()),
         "text": pa.array([r[2] for r in MMS_ROWS], pa.string()),
         "label": pa.array([r[1] for r in MMS_ROWS], pa.int64()),
         "original_dataset": pa.array([r[3] for r in MMS_ROWS], pa.string()),

@@ -16,8 +16,8 @@ import json
 import logging
 import math
 import os
-import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ import datasets
 from trl import ModelConfig, SFTConfig, TrlParser
 
 from mmaff.train.args import DataArguments, TuningArguments
+from mmaff.train.checkpoints import ResumeNeeds, checkpoint_problem, newest_complete_checkpoint
 from mmaff.train.collator import MixedModalCollator, SampleEncoder
 from mmaff.train.data import (
     Corpus,
@@ -49,6 +50,7 @@ from mmaff.train.model import (
     rewrite_in_hub_layout,
     upcast_trainable,
 )
+from mmaff.workers import stop_with_launcher
 
 log = logging.getLogger("mmaff.sft")
 
@@ -95,17 +97,23 @@ def take_over(training_args: SFTConfig) -> Served:
     return served
 
 
-def last_complete_checkpoint(output_dir: str) -> str | None:
-    """The newest `checkpoint-N` that was completely written (its trainer_state.json is saved last)."""
-    root = Path(output_dir)
-    if not root.is_dir():
-        return None
-    found = [
-        (int(m.group(1)), p)
-        for p in root.iterdir()
-        if (m := re.fullmatch(r"checkpoint-(\d+)", p.name)) and (p / "trainer_state.json").is_file()
-    ]
-    return str(max(found)[1]) if found else None
+def last_complete_checkpoint(
+    output_dir: str, needs: ResumeNeeds | None = None, warn: Callable[[str], None] = log.warning
+) -> str | None:
+    """The newest `checkpoint-N` a resume can load (mmaff.train.checkpoints); newer incomplete ones are warned of."""
+    found = newest_complete_checkpoint(output_dir, needs or ResumeNeeds(), warn)
+    return str(found) if found else None
+
+
+def resume_checkpoint(args: SFTConfig, deepspeed: bool) -> str | None:
+    """`--resume_from_checkpoint` if it is complete (else a one-line error), or the newest complete checkpoint."""
+    needs = ResumeNeeds(deepspeed=deepspeed, optimizer=not args.save_only_model)
+    if args.resume_from_checkpoint:
+        if problem := checkpoint_problem(Path(args.resume_from_checkpoint), needs):
+            raise SystemExit(f"error: --resume_from_checkpoint {args.resume_from_checkpoint}: {problem}")
+        return args.resume_from_checkpoint
+    quiet = args.process_index != 0  # every rank looks; one says what it skipped
+    return last_complete_checkpoint(args.output_dir, needs, (lambda _: None) if quiet else log.warning)
 
 
 def sample_lengths(table: datasets.Dataset, encoder: SampleEncoder, num_proc: int | None) -> list[int]:
@@ -177,11 +185,14 @@ def set_global_batch(args: SFTConfig, data_args: DataArguments, items: Any, proc
 
 
 def main(argv: list[str] | None = None, default_config: str | None = None) -> None:
+    stop_with_launcher()
     data_args, tuning, args, model_args, recipe = parse(argv, default_config)
     logging.basicConfig(
         level=logging.INFO if args.process_index == 0 else logging.WARNING, format="%(asctime)s %(name)s: %(message)s"
     )
     served = take_over(args)
+    deepspeed = bool(args.deepspeed) or os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+    resume = resume_checkpoint(args, deepspeed)  # before any loading: a bad explicit checkpoint fails at once
     from mmaff.train.trainer import AffectSFTTrainer
 
     corpus = open_corpus(data_args.corpus, data_args.corpus_revision)
@@ -195,7 +206,6 @@ def main(argv: list[str] | None = None, default_config: str | None = None) -> No
 
     model = load_model(model_args)  # TRL runs training forwards with use_cache=False (packed rows need it)
     freeze_parts(model, tuning)
-    deepspeed = bool(args.deepspeed) or os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
     if not model_args.use_peft and not deepspeed and upcast_trainable(model):
         log.info("trainable weights kept in float32 (no DeepSpeed fp32 master copy); bf16 autocast computes")
     vision_dummy = data_args.vision_dummy == "on" or (data_args.vision_dummy == "auto" and processes > 1)
@@ -225,7 +235,6 @@ def main(argv: list[str] | None = None, default_config: str | None = None) -> No
                 len(report.dropped),
             )
 
-    resume = args.resume_from_checkpoint or last_complete_checkpoint(args.output_dir)
     if resume:
         log.info("resuming from %s", resume)
     result = trainer.train(resume_from_checkpoint=resume)
@@ -245,8 +254,10 @@ def main(argv: list[str] | None = None, default_config: str | None = None) -> No
         corpus_manifest=corpus.manifest,
         recipe=recipe,
         method=method,
+        command=[sys.argv[0], *(sys.argv[1:] if argv is None else argv)],
         results={"global_step": result.global_step, **metrics},
         data_report=report.as_dict() if report else None,
+        secrets=[args.hub_token],
     )
     (output_dir / "README.md").write_text(card, encoding="utf-8")
     final = output_dir

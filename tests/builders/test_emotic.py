@@ -98,7 +98,7 @@ def test_emotic_mat_rejects_and_accounting(fixture_build):
     assert built.rejects_at("Annotations.mat:val") == {}
     files = built.files("emotic")
     assert files[f"{MAT}:train"] == {
-        "rows": 7, "written": 4, "capped": 0, "excluded_subtask": 0, "derived_written": 3, "derived_rejected": 0,
+        "rows": 7, "written": 4, "capped": 0, "held_out": 0, "excluded_subtask": 0, "derived_written": 3, "derived_rejected": 0,
         "rejected": {"bbox_outside_image": 1, "label_not_in_label_set": 1, "missing_media": 1},
     }  # fmt: skip
     assert files[f"{MAT}:test"]["rows"] == 4 and files[f"{MAT}:val"]["rows"] == 1

@@ -1,11 +1,11 @@
 import hashlib
-import math
 import zipfile
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from helpers import REALDATA, assert_accounting, build_datasets, csv_rows, registry_spec
+from helpers import REALDATA, assert_accounting, build_datasets, csv_rows
+from split_bands import assert_seeded_splits
 
 from mmaff.build import SAMPLE_RAW, BuildError
 from mmaff.records import normalise_for_dedup
@@ -22,14 +22,16 @@ FIXTURE_REJECTS = {
     28: "bad_column_count",
 }
 
+# records per split: the test band is ~4.1% of the hash space (registry expected_rows), so few rows here
+SIZES_FIXTURE = {"train": 16, "validation": 1, "test": 5}
+SIZES_REALDATA = {
+    "head300": {"train": 278, "validation": 9, "test": 13},
+    "per_cat_label_15rows": {"train": 274, "validation": 13, "test": 13},
+}
+
 
 def _id(cat: str, label: str, review: str) -> str:
     return "online_shopping/zh/SP/" + hashlib.sha1(f"{cat}\x1f{label}\x1f{review}".encode()).hexdigest()[:16]
-
-
-def _eval_size(n: int, split: str) -> int:
-    cfg = registry_spec("online_shopping").splits
-    return min(cfg[split], math.floor(cfg["max_fraction"] * n))
 
 
 def _zip_raw(tmp_path: Path, csv_bytes: bytes) -> Path:
@@ -56,9 +58,7 @@ def test_online_shopping_fixture(tmp_path):
     assert len({r["source"]["category"] for r in built.records.values()}) == 10
     n = len(built.records)
     assert n == 22 and built.files("online_shopping")[CSV]["rows"] == 28
-    sizes = Counter(r["split"] for r in built.records.values())
-    assert sizes == {"test": _eval_size(n, "test"), "validation": _eval_size(n, "validation"), "train": 14}
-    assert sizes["test"] == sizes["validation"] == 4
+    assert assert_seeded_splits(built, "online_shopping") == SIZES_FIXTURE
     (tmp_path / "again").mkdir()
     again = build_datasets(tmp_path / "again", {"online_shopping": {}})
     assert {i: r["split"] for i, r in again.records.items()} == {i: r["split"] for i, r in built.records.items()}
@@ -114,4 +114,4 @@ def test_online_shopping_realdata(tmp_path, excerpt, as_zip):
     assert rows[0][1][2].startswith("\ufeff") and first["text"] == rows[0][1][2][1:]
     assert sum("\ufeff" in r for _, (_, _, r) in rows) == (1 if excerpt == "head300" else 20)
     assert all("\ufeff" not in r["text"] for r in built.records.values())
-    assert Counter(r["split"] for r in built.records.values()) == {"train": 180, "validation": 60, "test": 60}
+    assert assert_seeded_splits(built, "online_shopping") == SIZES_REALDATA[excerpt]

@@ -114,7 +114,7 @@ def test_semeval2018_fixture(tmp_path):
     files = built.files("semeval2018")
     assert files[f"{EN}/V-reg/2018-Valence-reg-En-train.txt"]["derived_written"] == 6
     assert files[f"{EN}/V-reg/Valence-reg-En-test-gold.txt"] == {
-        "rows": 5, "written": 3, "rejected": {"semeval_mystery_row": 2}, "capped": 0, "excluded_subtask": 0,
+        "rows": 5, "written": 3, "rejected": {"semeval_mystery_row": 2}, "capped": 0, "held_out": 0, "excluded_subtask": 0,
         "derived_written": 6, "derived_rejected": 0,
     }  # fmt: skip
     counts = built.manifest["datasets"]["semeval2018"]["counts"]

@@ -1,23 +1,22 @@
 import hashlib
-import math
 from collections import Counter
 
 import pytest
-from helpers import REALDATA, assert_accounting, build_datasets, csv_rows, registry_spec
+from helpers import REALDATA, assert_accounting, build_datasets, csv_rows
+from split_bands import assert_seeded_splits
 
 from mmaff.records import normalise_for_dedup
 
 CSV = "weibo_senti_100k/weibo_senti_100k.csv"
 POLARITY = {"0": "negative", "1": "positive"}
 
+# records per split: the test band is ~2.2% of the hash space (registry expected_rows), so few rows here
+SIZES_FIXTURE = {"train": 21, "test": 1}
+SIZES_REALDATA = {"train": 374, "validation": 5, "test": 9}
+
 
 def _id(label: str, review: str) -> str:
     return "weibo_senti/zh/SP/" + hashlib.sha1(f"{label}\x1f{review}".encode()).hexdigest()[:16]
-
-
-def _eval_size(n: int, split: str) -> int:
-    cfg = registry_spec("weibo_senti").splits
-    return min(cfg[split], math.floor(cfg["max_fraction"] * n))
 
 
 def test_weibo_senti_fixture(tmp_path):
@@ -36,11 +35,7 @@ def test_weibo_senti_fixture(tmp_path):
     assert built.rejects_at(CSV) == {13: "duplicate_id", 18: "empty_text", 24: "bad_label"}
     n = len(built.records)
     assert n == 22 and built.files("weibo_senti")[CSV]["rows"] == 25
-    sizes = Counter(r["split"] for r in built.records.values())
-    assert sizes == {"test": _eval_size(n, "test"), "validation": _eval_size(n, "validation"), "train": 14}
-    assert sizes["test"] == sizes["validation"] == 4
-    # the file is sorted by label; the seeded split is not
-    assert {r["gold"] for r in built.by_split("test") + built.by_split("validation")} == {"positive", "negative"}
+    assert assert_seeded_splits(built, "weibo_senti") == SIZES_FIXTURE
     (tmp_path / "again").mkdir()
     again = build_datasets(tmp_path / "again", {"weibo_senti": {}})
     assert {i: r["split"] for i, r in again.records.items()} == {i: r["split"] for i, r in built.records.items()}
@@ -73,4 +68,6 @@ def test_weibo_senti_realdata(tmp_path):
     first = next(r for r in built.records.values() if r["source"]["line"] == 2)
     assert rows[0][1][1].startswith("\ufeff") and first["text"] == rows[0][1][1][1:]
     assert all("\ufeff" not in r["text"] for r in built.records.values())
-    assert Counter(r["split"] for r in built.records.values()) == {"train": 388 - 2 * 77, "validation": 77, "test": 77}
+    assert assert_seeded_splits(built, "weibo_senti") == SIZES_REALDATA
+    # the file is sorted by label; the seeded split is not
+    assert {r["gold"] for r in built.by_split("test") + built.by_split("validation")} == {"positive", "negative"}
