@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: setup build-mmaffin tiny-model train-smoke eval-smoke score test test-fast quality style bench-build bench-packing sample-data clean
+.PHONY: setup build-mmaffin tiny-model train-smoke eval-smoke score test test-reliability test-fast quality style bench-build bench-packing sample-data clean
 
 setup: $(BIN)/.installed  ## create .venv and install the pinned stack + this package (editable)
 
@@ -49,6 +49,9 @@ score: setup  ## score an id-keyed predictions JSONL (both modes) -> $(OUT)/{met
 
 test: setup  ## all tests (CPU, offline); the real-data tier runs when ../shared/realdata exists
 	$(BIN)/python -m pytest -q tests
+
+test-reliability: setup  ## the integrity / security / fault tier alone (README "Guarantees"; part of `make test`)
+	$(BIN)/python -m pytest -q tests/reliability
 
 quality: setup  ## lint + format check
 	$(BIN)/ruff check .

@@ -116,16 +116,21 @@ def test_pool_workers_die_with_a_killed_build(tmp_path):
     main = psutil.Process(build_process.pid)
     _wait_for(lambda: len(main.children()) >= 2, 60, "the build never started its pool of two workers")
     time.sleep(0.5)  # the workers are inside their datasets
-    workers = main.children(recursive=True)
-    os.kill(build_process.pid, signal.SIGKILL)
-    build_process.wait(timeout=10)
+    survivors = _survivors_of_kill(build_process, main.children(recursive=True))
+    assert survivors == [], f"pool workers still alive 5 s after kill -9 of the build: {survivors}"
+
+
+def _survivors_of_kill(owner: subprocess.Popen, workers: list[psutil.Process]) -> list[int]:
+    """kill -9 the owner; the pids of its workers still alive 5 s later (then killed, not to outlive the test)."""
+    os.kill(owner.pid, signal.SIGKILL)
+    owner.wait(timeout=10)
     deadline = time.monotonic() + 5
     while any(_alive(p) for p in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     survivors = [p.pid for p in workers if _alive(p)]
-    for pid in survivors:  # do not leave them running after a failed test
+    for pid in survivors:
         os.kill(pid, signal.SIGKILL)
-    assert survivors == [], f"pool workers still alive 5 s after kill -9 of the build: {survivors}"
+    return survivors
 
 
 MEDIA_POOL_OWNER = """
@@ -145,14 +150,7 @@ def test_media_pool_workers_die_with_their_owner():
     assert owner.stdout.readline().strip() == "ready"
     workers = psutil.Process(owner.pid).children(recursive=True)
     assert len(workers) == 2
-    os.kill(owner.pid, signal.SIGKILL)
-    owner.wait(timeout=10)
-    deadline = time.monotonic() + 5
-    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    survivors = [p.pid for p in workers if _alive(p)]
-    for pid in survivors:
-        os.kill(pid, signal.SIGKILL)
+    survivors = _survivors_of_kill(owner, workers)
     assert survivors == [], f"media pool workers still alive 5 s after kill -9 of their owner: {survivors}"
 
 
