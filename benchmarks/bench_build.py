@@ -5,7 +5,7 @@
 For each size it writes a raw root with the rows split evenly over four text datasets in their real
 layouts (GoEmotions headerless TSV, XED projection TSVs in 5 languages, online_shopping CSV with a BOM,
 synthetic_emotions JSONL in 5 languages; unique texts, 1-3 labels each) and runs the real CLI
-(`python -m mmaff.build --no-cache --workers N`) in a fresh process, `--repeat` times. It prints the median
+(`python -m mmaff.data.build --no-cache --workers N`) in a fresh process, `--repeat` times. It prints the median
 and best rows/s (wall clock, process start to exit) and the build's peak RSS (largest single process), and
 the RSS ratio largest/smallest size: the build streams, so that ratio should stay near 1. A single-dataset
 run (GoEmotions only) is printed too.
@@ -112,7 +112,7 @@ def run(raw: Path, out: Path, mixture: Path, workers: int) -> tuple[float, int]:
     command = [
         sys.executable,
         "-m",
-        "mmaff.build",
+        "mmaff.data.build",
         "--raw-root",
         str(raw),
         "--out",

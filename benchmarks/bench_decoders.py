@@ -19,7 +19,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from mmaff.media import MediaBudget, probe_video, sample_frame_indices
+from mmaff.data.media import MediaBudget, probe_video, sample_frame_indices
 
 CLIPS = {"short_3s_640x360": (75, 25, 640, 360), "long_60s_640x360": (1800, 30, 640, 360)}
 

@@ -1,6 +1,6 @@
 """Batched vs batch-1 greedy generation with the HF backend: samples/s, and the outputs must be identical.
 
-End to end as `mmaff.generate.HFGenerator.predict` runs it (media loading, left-padded batches grouped by target
+End to end as `mmaff.eval.generate.HFGenerator.predict` runs it (media loading, left-padded batches grouped by target
 type, per-target-type max_new_tokens), on the tiny Qwen2.5-VL over the built corpus's test split: text records
 only, then all records (text + image + video). The tiny model's own random weights decode every prompt to the same
 newlines, so by default its matrices are redrawn at std 0.1 (``--weight-std``) to make outputs input-dependent and
@@ -27,9 +27,9 @@ from typing import Any
 
 import torch
 
-from mmaff.generate import Backend, HFGenerator, read_records
-from mmaff.tiny_model import redraw_weights
-from mmaff.train.data import open_corpus
+from mmaff.encode.corpus import open_corpus, read_records
+from mmaff.eval.generate import Backend, HFGenerator
+from mmaff.testing.tiny_model import redraw_weights
 
 
 def timed(backend: Backend, records: list[dict[str, Any]]) -> tuple[float, dict[str, Any]]:

@@ -1,7 +1,7 @@
 """Label-likelihood scoring: prefix sharing (one prompt forward + one batched forward of every candidate over
 the shared KV cache) vs one full prompt + candidate forward per label; labels/s and the largest score difference.
 
-End to end as `mmaff.likelihood.LabelScorer.predict` runs it (media loading, batches of prompts), on the tiny
+End to end as `mmaff.eval.likelihood.LabelScorer.predict` runs it (media loading, batches of prompts), on the tiny
 Qwen2.5-VL (matrices redrawn at std 0.1 so scores differ between labels; no shape changes, hence no cost) over the
 multi-label records of the built corpus's test split (text, image, video). ``--repeat N`` copies every record.
 
@@ -19,10 +19,9 @@ from typing import Any
 
 import torch
 
-from mmaff.generate import read_records
-from mmaff.likelihood import LabelScorer, select_records
-from mmaff.tiny_model import redraw_weights
-from mmaff.train.data import open_corpus
+from mmaff.encode.corpus import open_corpus, read_records
+from mmaff.eval.likelihood import LabelScorer, select_records
+from mmaff.testing.tiny_model import redraw_weights
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_generate import timed  # noqa: E402 - the same timing of a backend's predict

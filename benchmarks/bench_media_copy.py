@@ -6,7 +6,7 @@ content-keyed stage cache, on a video-heavy MELD-layout build.
 
 Writes a raw root in MELD's layout (`meld/train_sent_emo.csv` + `meld/train_splits/dia{D}_utt{U}.mp4`): one
 noise clip of about MELD's average size (~0.7-1 MB, encoded with PyAV) copied under `--clips` names, one row
-each. Then runs the real CLI (`python -m mmaff.build --datasets meld`) in fresh processes:
+each. Then runs the real CLI (`python -m mmaff.data.build --datasets meld`) in fresh processes:
 
   cold     --no-cache, every clip probed, placed and (new code) hashed
   warm     the same command with the cache: the stage is reused
@@ -36,7 +36,7 @@ import xxhash
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mmaff.stage import copy_independent, reflink  # noqa: E402
+from mmaff.data.stage import copy_independent, reflink  # noqa: E402
 
 HEADER = "Sr No.,Utterance,Speaker,Emotion,Sentiment,Dialogue_ID,Utterance_ID,Season,Episode,StartTime,EndTime"
 EMOTIONS = ("neutral", "joy", "sadness", "anger", "surprise", "fear", "disgust")
@@ -79,7 +79,17 @@ def make_raw(raw: Path, clips: int, seconds: float, width: int, height: int) -> 
 
 
 def run_build(code: Path, raw: Path, out: Path, workers: int, cache: bool) -> float:
-    command = [sys.executable, "-m", "mmaff.build", "--raw-root", str(raw), "--out", str(out), "--datasets", "meld"]
+    command = [
+        sys.executable,
+        "-m",
+        "mmaff.data.build",
+        "--raw-root",
+        str(raw),
+        "--out",
+        str(out),
+        "--datasets",
+        "meld",
+    ]
     command += ["--workers", str(workers)] + ([] if cache else ["--no-cache"])
     env = {**os.environ, "PYTHONPATH": str(code), "TQDM_DISABLE": "1"}
     start = time.perf_counter()

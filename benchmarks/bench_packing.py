@@ -19,10 +19,12 @@ from pathlib import Path
 
 from transformers import AutoConfig, AutoProcessor
 
-from mmaff.tiny_model import build_tiny_qwen25vl
+from mmaff.encode.corpus import open_corpus
+from mmaff.encode.samples import SampleEncoder
+from mmaff.testing.tiny_model import build_tiny_qwen25vl
 from mmaff.train.args import DataArguments
-from mmaff.train.collator import MixedModalCollator, SampleEncoder
-from mmaff.train.data import load_split, open_corpus, pack
+from mmaff.train.collator import MixedModalCollator
+from mmaff.train.data import load_split, pack
 
 
 def measure(collator: MixedModalCollator, table, rows: list[list[int]]) -> tuple[int, int]:

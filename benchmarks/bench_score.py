@@ -1,4 +1,4 @@
-"""Scoring time for a large predictions file: `mmaff.score.score` end to end, its stages, and peak RSS.
+"""Scoring time for a large predictions file: `mmaff.eval.score.score` end to end, its stages, and peak RSS.
 
     .venv/bin/python benchmarks/bench_score.py [--items 216000] [--repeat 3] [--cores 0,1] [--workdir DIR]
 
@@ -12,9 +12,9 @@ dataset/subtask), 5% a lenient rewrite of the gold answer (bare label names, "Th
 
 Then, in a fresh process pinned to `--cores` (default 0,1: the CI machine's 2 cores; `all` for no pinning), it runs
 `score(predictions, corpus, load_tasks())` `--repeat` times and prints the median and best wall time, items/s, the
-median time of each stage (the stage functions of `mmaff.score` are wrapped with timers; "other" is the rest:
+median time of each stage (the stage functions of `mmaff.eval.score` are wrapped with timers; "other" is the rest:
 grouping rows by task, sorting, the report), and the peak RSS of that process. It also times the CLI
-(`python -m mmaff.score ...`, imports and writing metrics.json included) once per repeat in fresh processes.
+(`python -m mmaff.eval.score ...`, imports and writing metrics.json included) once per repeat in fresh processes.
 """
 
 from __future__ import annotations
@@ -140,8 +140,8 @@ def run_child(predictions: str, corpus: str, repeat: int, profile: str | None) -
     import resource
 
     start = time.perf_counter()
-    import mmaff.score as score_module
-    from mmaff.tasks import load_tasks
+    import mmaff.eval.score as score_module
+    from mmaff.eval.tasks import load_tasks
 
     tasks = load_tasks()
     import_s = time.perf_counter() - start
@@ -198,7 +198,7 @@ def main() -> None:
     parser.add_argument("--cores", default="0,1", help="CPU ids to pin the scoring processes to, or 'all'")
     parser.add_argument("--workdir", type=Path, help="keep the generated corpus and predictions here")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-cli", action="store_true", help="skip timing `python -m mmaff.score`")
+    parser.add_argument("--no-cli", action="store_true", help="skip timing `python -m mmaff.eval.score`")
     parser.add_argument("--profile", help="also write a cProfile of one score() run to this file")
     parser.add_argument("--child", nargs=2, metavar=("PREDICTIONS", "CORPUS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -227,7 +227,15 @@ def main() -> None:
         result = json.loads(done.stdout.strip().splitlines()[-1])
         cli, cli_error = [], None
         if not args.no_cli:
-            command = [sys.executable, "-m", "mmaff.score", "--predictions", str(predictions), "--corpus", str(corpus)]
+            command = [
+                sys.executable,
+                "-m",
+                "mmaff.eval.score",
+                "--predictions",
+                str(predictions),
+                "--corpus",
+                str(corpus),
+            ]
             command += ["--out", str(workdir / "scores")]
             usage = subprocess.run([*command[:3], "--help"], capture_output=True, text=True, cwd=ROOT, env=env).stdout
             command += ["--no-plots"] if "--no-plots" in usage else []  # time the scoring, not the figures
@@ -267,9 +275,9 @@ def main() -> None:
     if cli:
         walls = [wall for wall, _ in cli]
         m = statistics.median(walls)
-        print(f"| CLI `python -m mmaff.score` (fresh process) | {m:.2f} | {min(walls):.2f} | {n / m:,.0f} | |")
+        print(f"| CLI `python -m mmaff.eval.score` (fresh process) | {m:.2f} | {min(walls):.2f} | {n / m:,.0f} | |")
     if cli_error:
-        print(f"| CLI `python -m mmaff.score` | failed: {cli_error} | | | |")
+        print(f"| CLI `python -m mmaff.eval.score` | failed: {cli_error} | | | |")
     print()
     print(f"peak RSS: score() process {result['peak_rss_mib']:.0f} MiB", end="")
     print(f", CLI process {max(r for _, r in cli)} MiB" if cli else "")

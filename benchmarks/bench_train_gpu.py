@@ -13,14 +13,14 @@ unless --model says otherwise. benchmarks/README_train_gpu.md has the plan for a
 
 What it does, in order:
 
-1. Writes a seeded synthetic corpus (`<work>/data`) in OUR corpus format (records valid under mmaff.schema,
-   manifest.json with MMAFFBen's media budget and mixture weights, visual tokens from mmaff.media): mostly short
+1. Writes a seeded synthetic corpus (`<work>/data`) in OUR corpus format (records valid under mmaff.data.schema,
+   manifest.json with MMAFFBen's media budget and mixture weights, visual tokens from mmaff.data.media): mostly short
    text samples (60-250 tokens, MMAFFIn-like emotion-classification prompts), ~20% image samples (48x48 and 640x480
    PNGs), ~5% video samples (3-4 s mp4s at 10-25 fps, 320x240). The SAME samples are written for LLaMA-Factory
    (`<work>/data/llamafactory`: sharegpt "messages" JSON with `<image>`/`<video>` placeholders and absolute media
    paths, plus dataset_info.json).
 2. Writes randomly initialised real-size Qwen2.5-VL-3B/7B folders (bf16 safetensors, configs of the published
-   models, the real Qwen2.5 tokenizer/processor of `mmaff.tiny_model`), or the tiny model with `--tiny`.
+   models, the real Qwen2.5 tokenizer/processor of `mmaff.testing.tiny_model`), or the tiny model with `--tiny`.
 3. Runs each benchmark as its own subprocess: ours through `accelerate launch ... mmaff.train.sft.main` (this
    script is the launched file: it adds a timing callback to the Trainer, then calls `main(argv)` unchanged), and
    LLaMA-Factory through its `run_exp` (same callback). Every run: same global batch (samples per optimizer step),
@@ -192,7 +192,7 @@ def _record(
     paths: list[str],
     text: str | None,
 ) -> dict[str, Any]:
-    """A corpus record in the schema's key order (validated by mmaff.schema.validate_record)."""
+    """A corpus record in the schema's key order (validated by mmaff.data.schema.validate_record)."""
     labels, ids, _, template = LABELS[task]
     language = "zxx" if modality == "image" else "en"
     kind = "image" if modality == "image" else "video"
@@ -313,8 +313,8 @@ def plan_samples(
 
 
 def make_sample(root: Path, plan: Planned) -> dict[str, Any]:
-    """Write the sample's media (if any) and return its corpus record, with media described by mmaff.media."""
-    from mmaff.media import MediaBudget, describe
+    """Write the sample's media (if any) and return its corpus record, with media described by mmaff.data.media."""
+    from mmaff.data.media import MediaBudget, describe
 
     rng = random.Random(plan.seed)
     if plan.kind == "text":
@@ -342,8 +342,8 @@ def generate_corpus(
     `fractions`: (image, video) shares of the samples."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from mmaff.media import MediaBudget
-    from mmaff.schema import validate_record
+    from mmaff.data.media import MediaBudget
+    from mmaff.data.schema import validate_record
 
     params = {"samples": samples, "seed": seed, "image": fractions[0], "video": fractions[1], "format": 3}
     marker = root / "bench_corpus.json"
@@ -485,7 +485,7 @@ def write_real_size_model(size: str, out: Path, device: str) -> None:
     import torch
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    from mmaff.tiny_model import build_generation_config, build_processor, real_size_config
+    from mmaff.testing.tiny_model import build_generation_config, build_processor, real_size_config
 
     torch.manual_seed(0)
     staging = out.with_name(out.name + ".tmp")
@@ -503,7 +503,7 @@ def write_real_size_model(size: str, out: Path, device: str) -> None:
 
 def ensure_model(size: str, models: Path, device: str, log: Path) -> Path:
     if size == "tiny":
-        from mmaff.tiny_model import build_tiny_qwen25vl
+        from mmaff.testing.tiny_model import build_tiny_qwen25vl
 
         return build_tiny_qwen25vl(models / "tiny-qwen2.5-vl")
     out = models / f"random-qwen2.5-vl-{size}"
@@ -1262,8 +1262,8 @@ def prepare(args: argparse.Namespace, sizes: list[str], phases: dict[str, float]
     started = time.perf_counter()
     from transformers import AutoProcessor
 
-    from mmaff.media import MediaBudget
-    from mmaff.train.collator import SampleEncoder
+    from mmaff.data.media import MediaBudget
+    from mmaff.encode.samples import SampleEncoder
 
     # Token counts need only the tokenizer (visual tokens come from the records); every model shares it.
     encoder = SampleEncoder(AutoProcessor.from_pretrained(models[sizes[0]]), args.data_dir, MediaBudget())
@@ -1302,7 +1302,7 @@ def merged(results: list[RunResult], out: Path) -> list[RunResult]:
 
 
 def report(args: argparse.Namespace, ctx: dict[str, Any], results: list[RunResult], meta: dict[str, Any]) -> None:
-    from mmaff.media import available_decoder
+    from mmaff.data.media import available_decoder
 
     device_name = next((r.device_name for r in results if r.device_name), None)
     meta.update(

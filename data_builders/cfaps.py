@@ -37,9 +37,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmaff.rawio import RawFormatError, clean_text, read_csv
-from mmaff.schema import Example, Reject, excerpt
-from mmaff.stage import BuildContext
+from mmaff.data.rawio import RawFormatError, clean_text, read_csv
+from mmaff.data.schema import Example, Reject, excerpt
+from mmaff.data.stage import BuildContext
 
 RATINGS = "ratings.csv"
 RATINGS_HEADER = ["file", "emotion", "agreement", "intensity"]

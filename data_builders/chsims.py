@@ -42,9 +42,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmaff.rawio import MissingData, RawFormatError, clean_text, parse_rows, read_csv
-from mmaff.schema import Example, Reject, RowError
-from mmaff.stage import BuildContext
+from mmaff.data.rawio import MissingData, RawFormatError, clean_text, parse_rows, read_csv
+from mmaff.data.schema import Example, Reject, RowError
+from mmaff.data.stage import BuildContext
 
 HEADER = ["video_id", "clip_id", "text", "label", "label_T", "label_A", "label_V", "annotation", "mode"]
 LABEL_FILE = "label.csv"

@@ -66,10 +66,10 @@ from typing import Any
 
 import numpy as np
 
-from mmaff.media import MediaError, check_image, resolve_inside
-from mmaff.rawio import MissingData, RawFormatError, clean_text, read_csv
-from mmaff.schema import Example, Reject, excerpt
-from mmaff.stage import BuildContext
+from mmaff.data.media import MediaError, check_image, resolve_inside
+from mmaff.data.rawio import MissingData, RawFormatError, clean_text, read_csv
+from mmaff.data.schema import Example, Reject, excerpt
+from mmaff.data.stage import BuildContext
 
 MAT = "Annotations/Annotations.mat"
 MAT_SPLITS = ("train", "val", "test")

@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from mmaff.rawio import clean_text, read_json_array
-from mmaff.schema import Example, Reject, excerpt
-from mmaff.stage import BuildContext
+from mmaff.data.rawio import clean_text, read_json_array
+from mmaff.data.schema import Example, Reject, excerpt
+from mmaff.data.stage import BuildContext
 
 SUBSETS = ("usual", "virus")
 SOURCE_FILES = {"train": "{}_train.txt", "eval": "{}_eval_labeled.txt", "test": "{}_test_labeled.txt"}

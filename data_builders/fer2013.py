@@ -45,9 +45,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mmaff.rawio import RawFormatError, clean_text, read_csv
-from mmaff.schema import Example, Reject, excerpt
-from mmaff.stage import BuildContext
+from mmaff.data.rawio import RawFormatError, clean_text, read_csv
+from mmaff.data.schema import Example, Reject, excerpt
+from mmaff.data.stage import BuildContext
 
 SIDE = 48
 PIXELS = SIDE * SIDE

@@ -24,9 +24,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from mmaff.rawio import MissingData, RawFormatError, clean_text, read_csv
-from mmaff.schema import Example, Reject, excerpt
-from mmaff.stage import BuildContext
+from mmaff.data.rawio import MissingData, RawFormatError, clean_text, read_csv
+from mmaff.data.schema import Example, Reject, excerpt
+from mmaff.data.stage import BuildContext
 
 SENTINEL = re.compile(r"<extra_id_(\d+)>")
 _SPECIAL = re.compile(r"</s>|<pad>")

@@ -46,9 +46,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmaff.rawio import MissingData, RawFormatError, clean_text, parse_rows, read_csv
-from mmaff.schema import Example, Reject, RowError
-from mmaff.stage import BuildContext
+from mmaff.data.rawio import MissingData, RawFormatError, clean_text, parse_rows, read_csv
+from mmaff.data.schema import Example, Reject, RowError
+from mmaff.data.stage import BuildContext
 
 HEADER = [
     "Sr No.", "Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID", "Season",

@@ -19,9 +19,9 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from mmaff.rawio import RawFormatError, clean_text, content_id, read_csv
-from mmaff.schema import Example, Reject, excerpt
-from mmaff.stage import BuildContext
+from mmaff.data.rawio import RawFormatError, clean_text, content_id, read_csv
+from mmaff.data.schema import Example, Reject, excerpt
+from mmaff.data.stage import BuildContext
 
 CSV_NAME = "online_shopping_10_cats.csv"
 ZIP_NAME = "online_shopping_10_cats.zip"

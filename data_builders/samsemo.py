@@ -44,9 +44,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmaff.rawio import MissingData, RawFormatError, clean_text, read_csv, read_lines
-from mmaff.schema import Example, Reject, excerpt
-from mmaff.stage import BuildContext
+from mmaff.data.rawio import MissingData, RawFormatError, clean_text, read_csv, read_lines
+from mmaff.data.schema import Example, Reject, excerpt
+from mmaff.data.stage import BuildContext
 
 TSV_PATTERNS = ("samsemo.tsv", "metadata/samsemo.tsv")
 PICKLE_PATTERNS = ("metadata/meta.pkl", "meta.pkl")

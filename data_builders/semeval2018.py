@@ -47,9 +47,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmaff.rawio import MissingData, RawFormatError, clean_text, read_tsv
-from mmaff.schema import Example, Reject, RowError, excerpt
-from mmaff.stage import BuildContext
+from mmaff.data.rawio import MissingData, RawFormatError, clean_text, read_tsv
+from mmaff.data.schema import Example, Reject, RowError, excerpt
+from mmaff.data.stage import BuildContext
 
 SUBTASK_ORDER = ("E-c", "V-reg", "EI-reg", "EI-oc", "V-oc")  # E-c before V-reg: the joint records need its golds
 SPLIT_ORDER = ("train", "dev", "test")

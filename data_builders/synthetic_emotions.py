@@ -24,9 +24,9 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from mmaff.rawio import clean_text, read_lines
-from mmaff.schema import SPLITS, Example, Reject, excerpt
-from mmaff.stage import BuildContext
+from mmaff.data.rawio import clean_text, read_lines
+from mmaff.data.schema import SPLITS, Example, Reject, excerpt
+from mmaff.data.stage import BuildContext
 
 _TYPES = {"id": str, "text": str, "language": str, "labels": list}
 

@@ -11,7 +11,7 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A built tiny Qwen2.5-VL (real Qwen2.5 vocabulary): ``$MMAFF_TINY_MODEL`` if it holds one, else built once."""
-    from mmaff.tiny_model import build_tiny_qwen25vl, is_complete_build
+    from mmaff.testing.tiny_model import build_tiny_qwen25vl, is_complete_build
 
     prebuilt = os.environ.get("MMAFF_TINY_MODEL")
     if prebuilt and is_complete_build(prebuilt):
@@ -22,7 +22,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def sample_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The corpus built from the bundled raw sample (all 15 datasets, text + image + video), once per session."""
-    from mmaff.build import DEFAULT_MIXTURE, SAMPLE_RAW, build
+    from mmaff.data.build import DEFAULT_MIXTURE, SAMPLE_RAW, build
 
     out = tmp_path_factory.mktemp("sample") / "mmaffin"
     build(SAMPLE_RAW, out, DEFAULT_MIXTURE, workers=2, use_cache=False, log=lambda *_: None)
@@ -31,9 +31,9 @@ def sample_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def varied_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
-    """The tiny model with its matrices redrawn at std 0.1 (`mmaff.tiny_model.redraw_weights`): prompts decode
+    """The tiny model with its matrices redrawn at std 0.1 (`mmaff.testing.tiny_model.redraw_weights`): prompts decode
     differently and label scores spread over tens of nats (the tests check both)."""
-    from mmaff.tiny_model import redraw_weights
+    from mmaff.testing.tiny_model import redraw_weights
 
     return redraw_weights(tiny_model_dir, tmp_path_factory.mktemp("varied") / "model")
 
@@ -41,7 +41,7 @@ def varied_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def corpus(sample_corpus):
     """The bundled corpus opened as training and generation open it (root, manifest, media budget)."""
-    from mmaff.train.data import open_corpus
+    from mmaff.encode.corpus import open_corpus
 
     return open_corpus(str(sample_corpus))
 
@@ -49,6 +49,6 @@ def corpus(sample_corpus):
 @pytest.fixture(scope="session")
 def test_records(corpus) -> list[dict]:
     """The bundled corpus's test records, in file order."""
-    from mmaff.generate import read_records
+    from mmaff.encode.corpus import read_records
 
     return read_records(corpus.root, "test")

@@ -11,9 +11,9 @@ from typing import Any
 import orjson
 import yaml
 
-from mmaff.build import SAMPLE_RAW, build
-from mmaff.registry import load_registry
-from mmaff.schema import validate_record
+from mmaff.data.build import SAMPLE_RAW, build
+from mmaff.data.registry import load_registry
+from mmaff.data.schema import validate_record
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 

@@ -8,8 +8,8 @@ import orjson
 import pytest
 from helpers import Built, write_mixture
 
-from mmaff import build as build_mod
-from mmaff.build import SAMPLE_RAW, BuildError, build, main
+from mmaff.data import build as build_mod
+from mmaff.data.build import SAMPLE_RAW, BuildError, build, main
 
 
 def _raw_copy(tmp_path, *datasets):
@@ -175,8 +175,8 @@ def test_official_eval_sets_keep_repeated_texts(tmp_path):
 
 
 def test_mixture_errors_are_clear(tmp_path):
-    from mmaff.build import load_mixture
-    from mmaff.registry import load_registry
+    from mmaff.data.build import load_mixture
+    from mmaff.data.registry import load_registry
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("datasets:\n  goemotions: {weigth: 2}\n", encoding="utf-8")
@@ -191,7 +191,7 @@ def test_mixture_errors_are_clear(tmp_path):
 
 
 def test_shards_rendered_in_parallel_give_the_same_bytes(tmp_path, monkeypatch):
-    from mmaff import stage
+    from mmaff.data import stage
 
     raw = _raw_copy(tmp_path, "semeval2018_task1")
     mixture = write_mixture(tmp_path / "mixture.yaml", {"semeval2018": {}})
@@ -206,7 +206,7 @@ def test_shards_rendered_in_parallel_give_the_same_bytes(tmp_path, monkeypatch):
     assert sum(manifest["outputs"][k]["records"] for k in shards) == manifest["totals"]["records"]["train"]
     for k in shards:
         assert manifest["outputs"][k]["sha256"] == build_mod.sha256_file(tmp_path / "two" / k)
-    from mmaff.corpus import load_corpus
+    from mmaff.encode.corpus import load_corpus
 
     assert (
         len(load_corpus(tmp_path / "two", split="train", datasets_filter=["semeval2018"]))

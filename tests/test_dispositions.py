@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from mmaff import dispositions as disp
-from mmaff import facts as facts_mod
-from mmaff.facts import FactsWriter
+from mmaff.data import dispositions as disp
+from mmaff.data import facts as facts_mod
+from mmaff.data.facts import FactsWriter
 
 CFG = {"strategy": "seeded", "test": 40, "validation": 30, "max_fraction": 0.2, "expected_rows": {"a": 400, "b": 2000}}
 GROUPS = ["a", "b", "c"]  # a: bands over their targets (held out), b: under them, c: not sized (max_fraction wide)

@@ -16,12 +16,12 @@ import pytest
 import yaml
 from helpers import LoopbackJSONServer
 
-from mmaff.generate import OpenAIChatGenerator, read_records
-from mmaff.predictions import PredictionFileError, corpus_fingerprint, run_path, write_run
-from mmaff.report import add_to_model_card, eval_results, results_markdown
-from mmaff.score import score
-from mmaff.tasks import load_tasks
-from mmaff.train.data import open_corpus
+from mmaff.encode.corpus import open_corpus, read_records
+from mmaff.eval.generate import OpenAIChatGenerator
+from mmaff.eval.predictions import PredictionFileError, corpus_fingerprint, run_path, write_run
+from mmaff.eval.report import add_to_model_card, eval_results, results_markdown
+from mmaff.eval.score import score
+from mmaff.eval.tasks import load_tasks
 
 TASKS = load_tasks()
 
@@ -58,10 +58,10 @@ def _gold_answer(record: dict[str, Any]) -> str:
 
 
 def test_api_backend_end_to_end_every_modality(sample_corpus, tmp_path, monkeypatch) -> None:
-    """`mmaff.generate --backend openai` over the whole bundled test split against a local server, then
-    `mmaff.score`: every item accounted for, the run recorded, and the oracle's answers score perfectly."""
-    from mmaff.generate import main as generate
-    from mmaff.score import main as score_main
+    """`mmaff.eval.generate --backend openai` over the whole bundled test split against a local server, then
+    `mmaff.eval.score`: every item accounted for, the run recorded, and the oracle's answers score perfectly."""
+    from mmaff.eval.generate import main as generate
+    from mmaff.eval.score import main as score_main
 
     corpus = open_corpus(sample_corpus)
     records = read_records(corpus.root, "test")
@@ -174,7 +174,7 @@ def test_eval_results_go_into_a_model_card(sample_corpus, tmp_path) -> None:
     from huggingface_hub import ModelCard
     from huggingface_hub.repocard_data import model_index_to_eval_results
 
-    from mmaff.train.hub import model_card
+    from mmaff.hub.model_card import model_card
 
     records = _gold_rows(sample_corpus)
     tasks = {"ewect/EC": TASKS["ewect/EC"], "semeval2018/V-reg": TASKS["semeval2018/V-reg"]}
@@ -208,12 +208,12 @@ def test_eval_results_go_into_a_model_card(sample_corpus, tmp_path) -> None:
 def test_label_scores_give_the_ranking_metrics_of_every_multi_label_task(
     sample_corpus, varied_model_dir, tmp_path
 ) -> None:
-    """`mmaff.likelihood` over the test split, then `mmaff.score --label-scores`: AP-micro / AUC-micro / LRAP for
+    """`mmaff.eval.likelihood` over the test split, then `mmaff.eval.score --label-scores`: AP-micro / AUC-micro / LRAP for
     every multi-label task, equal to the metric on the rows; a task whose items lack scores is an error."""
-    from mmaff.likelihood import main as likelihood
-    from mmaff.likelihood import read_label_scores
-    from mmaff.metrics import multilabel_ranking
-    from mmaff.score import ScoringError
+    from mmaff.eval.likelihood import main as likelihood
+    from mmaff.eval.likelihood import read_label_scores
+    from mmaff.eval.metrics import multilabel_ranking
+    from mmaff.eval.score import ScoringError
 
     scores_path = tmp_path / "label_scores.jsonl"
     likelihood(["--model", str(varied_model_dir), "--corpus", str(sample_corpus), "--out", str(scores_path)])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mmaff.registry import load_registry
-from mmaff.tasks import TaskError, check_tasks, load_tasks
+from mmaff.data.registry import load_registry
+from mmaff.eval.tasks import TaskError, check_tasks, load_tasks
 
 REGISTRY = load_registry()
 

@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 from helpers import LoopbackJSONServer
 
-from mmaff.generate import (
+from mmaff.data.media import smart_resize
+from mmaff.eval.generate import (
     MAX_NEW_TOKENS,
     APIError,
     HFGenerator,
@@ -33,8 +34,7 @@ from mmaff.generate import (
     prompt_messages,
     shard_path,
 )
-from mmaff.media import smart_resize
-from mmaff.predictions import PredictionFileError, PredictionWriter, done_ids, merge_shards, read_predictions
+from mmaff.eval.predictions import PredictionFileError, PredictionWriter, done_ids, merge_shards, read_predictions
 
 # ------------------------------------------------------------------------------------------------- fixtures
 
@@ -175,8 +175,8 @@ def test_a_crashed_run_resumes_without_duplicates_or_regeneration(tmp_path) -> N
 
 SLOW_RUN = """
 import sys, time
-from mmaff.generate import Prediction, generate
-from mmaff.predictions import PredictionWriter
+from mmaff.eval.generate import Prediction, generate
+from mmaff.eval.predictions import PredictionWriter
 
 class Slow:
     name, model_name = "slow", "slow-model"
@@ -489,7 +489,7 @@ def test_vllm_backend_explains_how_to_install_it(corpus) -> None:
     try:
         import vllm  # noqa: F401
     except ImportError:
-        from mmaff.generate import VLLMGenerator
+        from mmaff.eval.generate import VLLMGenerator
 
         with pytest.raises(ImportError, match="pip install vllm"):
             VLLMGenerator("no-model", corpus.root, corpus.budget)

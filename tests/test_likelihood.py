@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
-from mmaff.generate import prompt_messages, read_records
-from mmaff.likelihood import (
+from mmaff.encode.corpus import read_records
+from mmaff.encode.samples import RopeIndex
+from mmaff.eval.generate import prompt_messages
+from mmaff.eval.likelihood import (
     SCORING,
     LabelScorer,
     candidate_texts,
@@ -19,9 +21,8 @@ from mmaff.likelihood import (
     read_label_scores,
     select_records,
 )
-from mmaff.metrics import multilabel_ranking
-from mmaff.predictions import PredictionFileError, read_run
-from mmaff.train.collator import RopeIndex
+from mmaff.eval.metrics import multilabel_ranking
+from mmaff.eval.predictions import PredictionFileError, read_run
 
 
 @pytest.fixture(scope="module")

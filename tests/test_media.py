@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmaff.media import (
+from mmaff.data.media import (
     MediaBudget,
     MediaError,
     VideoInfo,

@@ -12,10 +12,10 @@ from helpers import Built, write_mixture
 from PIL import Image
 from test_media import _mp4, _png
 
-from mmaff.build import build
-from mmaff.media import image_tokens, probe_video, video_tokens
-from mmaff.registry import DatasetSpec
-from mmaff.schema import Example
+from mmaff.data.build import build
+from mmaff.data.media import image_tokens, probe_video, video_tokens
+from mmaff.data.registry import DatasetSpec
+from mmaff.data.schema import Example
 
 
 def _image_builder(ctx):

@@ -1,4 +1,4 @@
-"""Tests for mmaff.metrics: hand-computed values (arithmetic in comments), edge cases, sklearn/scipy cross-checks."""
+"""Tests for mmaff.eval.metrics: hand-computed values (arithmetic in comments), edge cases, sklearn/scipy cross-checks."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from mmaff import metrics as M
+from mmaff.eval import metrics as M
 
 # Any warning (sklearn UndefinedMetricWarning, scipy ConstantInputWarning, numpy RuntimeWarning) fails a test.
 pytestmark = pytest.mark.filterwarnings("error")

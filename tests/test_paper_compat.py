@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, jaccard_score
 
-from mmaff import paper_compat as pc
-from mmaff.paper_compat import (
+from mmaff.eval import paper_compat as pc
+from mmaff.eval.paper_compat import (
     EI_EMOTIONS,
     PAPER_COMPAT_TASKS,
     NotInPaperError,
@@ -427,7 +427,7 @@ def test_label_maps_have_mmaffben_ids():
 
 
 def test_every_registry_subtask_is_in_the_table_or_has_a_reason():
-    from mmaff.registry import load_registry
+    from mmaff.data.registry import load_registry
 
     for dataset, spec in load_registry().items():
         for subtask in spec.subtasks:
@@ -436,7 +436,7 @@ def test_every_registry_subtask_is_in_the_table_or_has_a_reason():
 
 
 def test_eval_task_flags_agree_with_the_table():
-    tasks = pytest.importorskip("mmaff.tasks")
+    tasks = pytest.importorskip("mmaff.eval.tasks")
     flagged = {(t.dataset, t.subtask) for t in tasks.load_tasks().values() if t.paper_compat}
     assert flagged == set(PAPER_COMPAT_TASKS)
 

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmaff import metrics
-from mmaff.answers import Parsed
-from mmaff.plots import (
+from mmaff.data.answers import Parsed
+from mmaff.eval import metrics
+from mmaff.eval.plots import (
     DPI,
     PRIMARY_BY_TYPE,
     TaskRows,
@@ -31,8 +31,8 @@ from mmaff.plots import (
     write_all_plots,
     write_task_plots,
 )
-from mmaff.score import ReplyParser, corpus_items, score_corrected, train_means
-from mmaff.tasks import load_tasks
+from mmaff.eval.score import ReplyParser, corpus_items, score_corrected, train_means
+from mmaff.eval.tasks import load_tasks
 
 TASKS = load_tasks()
 EXPECTED = {  # task -> file suffixes (<safe task>.<suffix>.png)
@@ -173,7 +173,7 @@ def test_rerun_is_byte_identical_and_ignores_the_user_style(scored, written, tmp
 def test_plots_never_import_pyplot(tmp_path):
     code = (
         "import sys; from pathlib import Path; import numpy as np; "
-        "from mmaff.plots import confusion_figure, save_png; "
+        "from mmaff.eval.plots import confusion_figure, save_png; "
         "save_png(confusion_figure('t', ['a', 'b'], np.array([[1, 0, 1], [0, 2, 0]]), {}), Path(sys.argv[1])); "
         "assert 'matplotlib.pyplot' not in sys.modules"
     )

@@ -11,8 +11,8 @@ import pytest
 import torch
 from trl import ModelConfig
 
+from mmaff.hub.model_card import model_card, push_folder
 from mmaff.train.args import LANGUAGE_MODEL_LINEARS, TuningArguments
-from mmaff.train.hub import model_card, push_folder
 from mmaff.train.model import PARTS, freeze_parts, lora_config, parameter_report
 from mmaff.train.sft import default_recipe, last_complete_checkpoint, parse, take_over
 
@@ -78,7 +78,7 @@ def test_bare_launch_picks_a_recipe_that_fits(monkeypatch):
 def _qwen25_vl_7b_on_meta():
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    from mmaff.tiny_model import real_size_config
+    from mmaff.testing.tiny_model import real_size_config
 
     with torch.device("meta"):
         return Qwen2_5_VLForConditionalGeneration(real_size_config("7b"))

@@ -11,9 +11,9 @@ import pytest
 from helpers import Built, assert_accounting
 from split_bands import assert_seeded_splits
 
-from mmaff.build import DEFAULT_MIXTURE, SAMPLE_RAW, build, load_mixture
-from mmaff.registry import load_registry
-from mmaff.templates import load_template
+from mmaff.data.build import DEFAULT_MIXTURE, SAMPLE_RAW, build, load_mixture
+from mmaff.data.registry import load_registry
+from mmaff.data.templates import load_template
 
 REGISTRY = load_registry()
 
@@ -130,7 +130,7 @@ def test_ids_are_stable_across_input_order(tmp_path):
 def test_corpus_loads_with_datasets_and_card_schema(sample):
     import yaml
 
-    from mmaff.corpus import FEATURES, load_corpus
+    from mmaff.encode.corpus import features, load_corpus
 
     corpus = load_corpus(sample.out)
     assert {name: len(ds) for name, ds in corpus.items()} == {
@@ -140,5 +140,5 @@ def test_corpus_loads_with_datasets_and_card_schema(sample):
     assert row["gold"] == sample.records[row["id"]]["gold"] and isinstance(row["gold"]["EC"], list)
     header = (sample.out / "README.md").read_text(encoding="utf-8").split("---\n")[1]
     card = yaml.safe_load(header)
-    assert card["dataset_info"]["features"] == FEATURES._to_yaml_list()  # the plain-data schema is datasets' own
+    assert card["dataset_info"]["features"] == features()._to_yaml_list()  # the plain-data schema is datasets' own
     assert card["task_categories"] == ["image-classification", "text-classification", "video-classification"]

@@ -9,8 +9,8 @@ import random
 import orjson
 import pytest
 
-from mmaff.score import ScoringError, corpus_items, join, parse_all, read_predictions
-from mmaff.tasks import load_tasks
+from mmaff.eval.score import ScoringError, corpus_items, join, parse_all, read_predictions
+from mmaff.eval.tasks import load_tasks
 
 TASKS = load_tasks()
 
@@ -80,7 +80,7 @@ def test_unparseable_replies_are_failures_not_defaults(sample_corpus, gold_answe
 
 
 def test_perfect_predictions_score_perfectly_in_both_modes(sample_corpus, gold_answers, tmp_path):
-    from mmaff.score import main
+    from mmaff.eval.score import main
 
     path = _write(tmp_path / "p.jsonl", [{"id": i, "prediction": a} for i, a in gold_answers.items()])
     main(["--predictions", str(path), "--corpus", str(sample_corpus), "--out", str(tmp_path / "out")])
@@ -101,8 +101,8 @@ def test_perfect_predictions_score_perfectly_in_both_modes(sample_corpus, gold_a
 
 def test_generate_then_score_every_test_item_end_to_end(sample_corpus, tiny_model_dir, tmp_path):
     """What `make eval-smoke` runs: the tiny model over the whole bundled test split, then the scorer."""
-    from mmaff.generate import main as generate
-    from mmaff.score import main as score
+    from mmaff.eval.generate import main as generate
+    from mmaff.eval.score import main as score
 
     predictions = tmp_path / "predictions.jsonl"
     argv = [

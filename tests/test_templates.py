@@ -6,10 +6,10 @@ import itertools
 
 import pytest
 
-from mmaff.answers import format_number, parse_answer, render_answer
-from mmaff.registry import load_registry
-from mmaff.schema import check_gold
-from mmaff.templates import PromptRenderer, load_template, prompt_context, render_given
+from mmaff.data.answers import format_number, parse_answer, render_answer
+from mmaff.data.registry import load_registry
+from mmaff.data.schema import check_gold
+from mmaff.data.templates import PromptRenderer, load_template, prompt_context, render_given
 
 REGISTRY = load_registry()
 SUBTASKS = [(key, name) for key, spec in REGISTRY.items() for name in spec.subtasks]

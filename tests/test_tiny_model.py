@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForImageTextToText, AutoProcessor
 from transformers.video_utils import VideoMetadata
 
-from mmaff.tiny_model import QWEN25_ADDED_TOKENS, build_tiny_qwen25vl, load_qwen_tokenizer, read_build_marker
+from mmaff.testing.tiny_model import QWEN25_ADDED_TOKENS, build_tiny_qwen25vl, load_qwen_tokenizer, read_build_marker
 
 SYSTEM_DEFAULT = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
 VISION = "<|vision_start|><|image_pad|><|vision_end|>"

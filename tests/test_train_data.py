@@ -9,9 +9,10 @@ import pytest
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from mmaff.media import MediaBudget
+from mmaff.data.media import MediaBudget
+from mmaff.encode.samples import IGNORE_INDEX, EncodingError, SampleEncoder
 from mmaff.train.args import DataArguments
-from mmaff.train.collator import IGNORE_INDEX, EncodingError, MixedModalCollator, SampleEncoder
+from mmaff.train.collator import MixedModalCollator
 from mmaff.train.data import keep_fitting, load_split, mixture_indices, pack, packed_dataset
 
 IM_START, IM_END, NEWLINE, ASSISTANT = 151644, 151645, 198, 77091
@@ -188,7 +189,7 @@ def test_mixture_weights_copies_and_caps(train):
 
 
 def test_mixture_names_must_exist(corpus):
-    from mmaff.train.data import CorpusError
+    from mmaff.encode.corpus import CorpusError
 
     with pytest.raises(CorpusError, match="not in the corpus"):
         load_split(corpus, "train", DataArguments(dataset_mixture={"no_such_set": 1.0}), weighted=True)

@@ -97,8 +97,8 @@ MMS_EVAL_ROWS = {
 
 def _id_in_band(language: str, split: str, start: int, taken: set[int]) -> int:
     """The first free id from `start` whose seeded hash puts its row in `split` of its language's bands."""
-    from mmaff.dispositions import SeededSplits
-    from mmaff.registry import load_registry
+    from mmaff.data.dispositions import SeededSplits
+    from mmaff.data.registry import load_registry
 
     cfg = load_registry()["mms"].splits
     test_end, validation_end = (int(end[0]) for end in SeededSplits.from_config(cfg).limits([language]))

@@ -8,70 +8,17 @@ their row in the Arrow-backed split, so a large corpus is memory-mapped, not hel
 from __future__ import annotations
 
 import bisect
-import json
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import datasets
 
-from mmaff.corpus import FEATURES, load_corpus
-from mmaff.media import MediaBudget
-from mmaff.records import hash64
+from mmaff.data.records import hash64
+from mmaff.encode.corpus import RECORD_COLUMNS, Corpus, CorpusError, features, load_corpus
 from mmaff.train.args import DataArguments
 
 log = logging.getLogger(__name__)
-
-RECORD_COLUMNS = [
-    "id",
-    "dataset",
-    "task",
-    "language",
-    "modality",
-    "messages",
-    "images",
-    "videos",
-    "media",
-    "visual_tokens",
-]
-
-
-class CorpusError(ValueError):
-    """The corpus cannot be trained on as configured (missing split, unknown dataset in the mixture, ...)."""
-
-
-@dataclass(frozen=True)
-class Corpus:
-    root: Path
-    manifest: dict[str, Any]
-
-    @property
-    def budget(self) -> MediaBudget:
-        return MediaBudget(**self.manifest.get("media_budget", {}))
-
-    def split_size(self, dataset: str, split: str) -> int:
-        counts = self.manifest.get("datasets", {}).get(dataset, {}).get("counts", {}).get(split, {})
-        return sum(n for by_language in counts.values() for n in by_language.values())
-
-    @property
-    def weights(self) -> dict[str, float]:
-        return {name: float(entry.get("weight", 1.0)) for name, entry in self.manifest.get("mixture", {}).items()}
-
-
-def open_corpus(corpus: str, revision: str | None = None) -> Corpus:
-    """A local corpus folder, or a Hub dataset repository holding one (downloaded into the HF cache)."""
-    root = Path(corpus)
-    if not root.exists():
-        if corpus.count("/") != 1 or corpus.startswith((".", "/")):
-            raise CorpusError(f"corpus {corpus!r}: no such folder (build it with `make build-mmaffin`)")
-        from huggingface_hub import snapshot_download
-
-        root = Path(snapshot_download(corpus, repo_type="dataset", revision=revision))
-    manifest_path = root / "manifest.json"
-    if not manifest_path.is_file():
-        raise CorpusError(f"{root}: no manifest.json; is this a corpus built by `make build-mmaffin`?")
-    return Corpus(root=root, manifest=json.loads(manifest_path.read_text(encoding="utf-8")))
 
 
 def _copies(record_id: str, weight: float, seed: int) -> int:
@@ -204,7 +151,7 @@ def streamed_records(corpus: Corpus, split: str, args: DataArguments) -> dataset
         files = sorted(str(p) for p in (corpus.root / split).glob(f"{name}*.jsonl"))
         if weight <= 0 or not files:
             continue
-        stream = datasets.load_dataset("json", data_files=files, features=FEATURES, split="train", streaming=True)
+        stream = datasets.load_dataset("json", data_files=files, features=features(), split="train", streaming=True)
         streams.append(stream.select_columns(RECORD_COLUMNS))
         mass.append(weight * max(corpus.split_size(name, split), 1))
     if not streams:

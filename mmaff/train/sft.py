@@ -25,21 +25,21 @@ from typing import Any
 import datasets
 from trl import ModelConfig, SFTConfig, TrlParser
 
+from mmaff.encode.corpus import Corpus, open_corpus
+from mmaff.encode.samples import SampleEncoder
+from mmaff.hub.model_card import model_card, push_folder
 from mmaff.train.args import DataArguments, TuningArguments
 from mmaff.train.checkpoints import ResumeNeeds, checkpoint_problem, newest_complete_checkpoint
-from mmaff.train.collator import MixedModalCollator, SampleEncoder
+from mmaff.train.collator import MixedModalCollator
 from mmaff.train.data import (
-    Corpus,
     LengthReport,
     keep_fitting,
     load_split,
-    open_corpus,
     pack,
     packed_dataset,
     samples_per_item,
     streamed_records,
 )
-from mmaff.train.hub import model_card, push_folder
 from mmaff.train.model import (
     freeze_parts,
     load_model,

@@ -6,10 +6,10 @@ from helpers import assert_accounting, build_datasets, registry_spec
 from PIL import Image
 
 from data_builders import cfaps
-from mmaff.build import SAMPLE_RAW
-from mmaff.rawio import MissingData, RawFormatError
-from mmaff.schema import Example, Reject
-from mmaff.stage import BuildContext
+from mmaff.data.build import SAMPLE_RAW
+from mmaff.data.rawio import MissingData, RawFormatError
+from mmaff.data.schema import Example, Reject
+from mmaff.data.stage import BuildContext
 
 FIXTURE = SAMPLE_RAW / "cfaps"
 # source id -> picture path inside cfaps/, for the pictures with a kept EC record

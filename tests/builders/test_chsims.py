@@ -4,8 +4,8 @@ import pytest
 from helpers import assert_accounting, build_datasets
 
 from data_builders import chsims
-from mmaff.build import SAMPLE_RAW, BuildError
-from mmaff.schema import RowError
+from mmaff.data.build import SAMPLE_RAW, BuildError
+from mmaff.data.schema import RowError
 
 GOLDS = {  # source id: (split, SI gold, SP gold, transcript)
     "video_0001_0001": ("train", -0.8, "negative", "我真的受不了了。"),

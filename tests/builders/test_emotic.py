@@ -8,9 +8,9 @@ from helpers import assert_accounting, build_datasets, registry_spec
 from PIL import Image
 
 from data_builders import emotic
-from mmaff.build import SAMPLE_RAW
-from mmaff.rawio import MissingData, RawFormatError
-from mmaff.stage import BuildContext
+from mmaff.data.build import SAMPLE_RAW
+from mmaff.data.rawio import MissingData, RawFormatError
+from mmaff.data.stage import BuildContext
 
 SAMPLE = SAMPLE_RAW / "emotic"
 MAT = "emotic/Annotations/Annotations.mat"

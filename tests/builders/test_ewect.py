@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from helpers import REALDATA, assert_accounting, build_datasets
 
-from mmaff.build import SAMPLE_RAW
-from mmaff.records import normalise_for_dedup
+from mmaff.data.build import SAMPLE_RAW
+from mmaff.data.records import normalise_for_dedup
 
 LABELS = {"happy": "happiness", "angry": "anger", "sad": "sadness", "fear": "fear", "surprise": "surprise",
           "neutral": "neutral"}  # fmt: skip

@@ -7,10 +7,10 @@ from helpers import REALDATA, assert_accounting, build_datasets, registry_spec
 from PIL import Image
 
 from data_builders import fer2013
-from mmaff.build import SAMPLE_RAW
-from mmaff.rawio import RawFormatError
-from mmaff.schema import Example, Reject
-from mmaff.stage import BuildContext
+from mmaff.data.build import SAMPLE_RAW
+from mmaff.data.rawio import RawFormatError
+from mmaff.data.schema import Example, Reject
+from mmaff.data.stage import BuildContext
 
 FIXTURE = SAMPLE_RAW / "fer2013"
 KAGGLE = ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"]

@@ -2,11 +2,11 @@ import pytest
 from helpers import assert_accounting, build_datasets, registry_spec
 
 from data_builders import masive
-from mmaff.build import SAMPLE_RAW
-from mmaff.rawio import MissingData, RawFormatError
-from mmaff.schema import Example, Reject
-from mmaff.stage import BuildContext
-from mmaff.templates import load_template
+from mmaff.data.build import SAMPLE_RAW
+from mmaff.data.rawio import MissingData, RawFormatError
+from mmaff.data.schema import Example, Reject
+from mmaff.data.stage import BuildContext
+from mmaff.data.templates import load_template
 
 ACCEPTED = {
     "en": {

@@ -5,9 +5,9 @@ import pytest
 from helpers import REALDATA, assert_accounting, build_datasets
 
 from data_builders import meld
-from mmaff.build import SAMPLE_RAW, BuildError
-from mmaff.rawio import read_csv
-from mmaff.schema import Reject, RowError
+from mmaff.data.build import SAMPLE_RAW, BuildError
+from mmaff.data.rawio import read_csv
+from mmaff.data.schema import Reject, RowError
 
 KEPT = ["train-dia0_utt0", "train-dia0_utt1", "train-dia0_utt2", "train-dia1_utt1", "train-dia2_utt0",
         "dev-dia0_utt0", "dev-dia0_utt1", "test-dia0_utt0", "test-dia0_utt1"]  # fmt: skip

@@ -6,8 +6,8 @@ from helpers import assert_accounting, build_datasets, registry_spec
 from split_bands import assert_seeded_splits
 
 from data_builders import mms
-from mmaff.build import SAMPLE_RAW, BuildError
-from mmaff.stage import BuildContext
+from mmaff.data.build import SAMPLE_RAW, BuildError
+from mmaff.data.stage import BuildContext
 
 PARQUET = "train-00000-of-00001.parquet"
 FEATURES = {"negative": 0, "neutral": 1, "positive": 2}

@@ -7,8 +7,8 @@ import pytest
 from helpers import REALDATA, assert_accounting, build_datasets, csv_rows
 from split_bands import assert_seeded_splits
 
-from mmaff.build import SAMPLE_RAW, BuildError
-from mmaff.records import normalise_for_dedup
+from mmaff.data.build import SAMPLE_RAW, BuildError
+from mmaff.data.records import normalise_for_dedup
 
 CSV = "online_shopping_10_cats/online_shopping_10_cats.csv"
 ZIP = "online_shopping_10_cats/online_shopping_10_cats.zip"

@@ -6,9 +6,9 @@ import pytest
 from helpers import assert_accounting, build_datasets, registry_spec
 
 from data_builders import samsemo
-from mmaff.build import SAMPLE_RAW
-from mmaff.rawio import MissingData, RawFormatError
-from mmaff.stage import BuildContext
+from mmaff.data.build import SAMPLE_RAW
+from mmaff.data.rawio import MissingData, RawFormatError
+from mmaff.data.stage import BuildContext
 
 SAMPLE = SAMPLE_RAW / "samsemo"
 TSV = "samsemo/samsemo.tsv"

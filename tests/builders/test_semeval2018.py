@@ -3,7 +3,7 @@ import shutil
 import pytest
 from helpers import REALDATA, assert_accounting, build_datasets
 
-from mmaff.build import SAMPLE_RAW, BuildError
+from mmaff.data.build import SAMPLE_RAW, BuildError
 
 ALL_DATA = "semeval2018_task1/SemEval2018-Task1-all-data"
 EN = f"{ALL_DATA}/English"

@@ -7,11 +7,11 @@ from helpers import assert_accounting, build_datasets, registry_spec
 from split_bands import assert_seeded_splits
 
 from data_builders import synthetic_emotions
-from mmaff.build import SAMPLE_RAW
-from mmaff.rawio import MissingData
-from mmaff.schema import Example, Reject
-from mmaff.stage import BuildContext
-from mmaff.templates import load_template
+from mmaff.data.build import SAMPLE_RAW
+from mmaff.data.rawio import MissingData
+from mmaff.data.schema import Example, Reject
+from mmaff.data.stage import BuildContext
+from mmaff.data.templates import load_template
 
 
 @pytest.fixture(scope="module")

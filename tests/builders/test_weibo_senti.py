@@ -5,7 +5,7 @@ import pytest
 from helpers import REALDATA, assert_accounting, build_datasets, csv_rows
 from split_bands import assert_seeded_splits
 
-from mmaff.records import normalise_for_dedup
+from mmaff.data.records import normalise_for_dedup
 
 CSV = "weibo_senti_100k/weibo_senti_100k.csv"
 POLARITY = {"0": "negative", "1": "positive"}

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from mmaff.generate import APIError, OpenAIChatGenerator, generate
-from mmaff.generate import main as generate_main
-from mmaff.predictions import PredictionWriter, read_predictions, run_path
+from mmaff.eval.generate import APIError, OpenAIChatGenerator, generate
+from mmaff.eval.generate import main as generate_main
+from mmaff.eval.predictions import PredictionWriter, read_predictions, run_path
 
 API_KEY = "sk-live-KEY0123456789abcdef"
 PASSWORD = "pw-S3cret-xyz987"

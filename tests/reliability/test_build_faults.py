@@ -16,9 +16,9 @@ import psutil
 import pytest
 from helpers import Built, write_mixture
 
-from mmaff import build as build_mod
-from mmaff.build import ROOT, SAMPLE_RAW, build
-from mmaff.stage import sha256_file
+from mmaff.data import build as build_mod
+from mmaff.data.build import ROOT, SAMPLE_RAW, build
+from mmaff.data.stage import sha256_file
 
 
 def _generated_raw(root: pathlib.Path, rows: int) -> pathlib.Path:
@@ -41,7 +41,7 @@ def _generated_raw(root: pathlib.Path, rows: int) -> pathlib.Path:
 
 
 def _cli(raw: pathlib.Path, out: pathlib.Path, mixture: pathlib.Path, *extra: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "mmaff.build", "--raw-root", str(raw), "--out", str(out)]
+    command = [sys.executable, "-m", "mmaff.data.build", "--raw-root", str(raw), "--out", str(out)]
     command += ["--mixture", str(mixture), "--no-cache", *extra]
     return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -135,7 +135,7 @@ def _survivors_of_kill(owner: subprocess.Popen, workers: list[psutil.Process]) -
 
 MEDIA_POOL_OWNER = """
 import time
-from mmaff.media import MediaBudget, MediaChecker
+from mmaff.data.media import MediaBudget, MediaChecker
 checker = MediaChecker(MediaBudget(), processes=2)
 checker.prefetch([("/nonexistent.png", "image")])  # starts the pool
 busy = [checker._pool.apply_async(time.sleep, (60,)) for _ in range(2)]  # as if decoding two long clips
@@ -161,7 +161,7 @@ class Crash(BaseException):
 @pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "no-exchange"])
 @pytest.mark.parametrize("crash_at", range(4))
 def test_a_crash_at_any_step_of_the_publish_leaves_a_whole_corpus(tmp_path, monkeypatch, exchange, crash_at):
-    from mmaff import publish as publish_mod
+    from mmaff.data import publish as publish_mod
 
     raw = tmp_path / "raw"
     shutil.copytree(SAMPLE_RAW / "goemotions", raw / "goemotions")

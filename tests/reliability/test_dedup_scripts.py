@@ -9,7 +9,7 @@ import json
 import pytest
 from helpers import build_datasets
 
-from mmaff.records import normalise_for_dedup
+from mmaff.data.records import normalise_for_dedup
 
 # per language: (pairs of real, different words that differ only in combining marks,
 #                pairs of spellings of one text that must collide)

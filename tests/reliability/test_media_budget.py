@@ -8,10 +8,10 @@ import pytest
 import yaml
 from transformers import AutoProcessor
 
-from mmaff.build import SAMPLE_RAW, build
-from mmaff.media import MediaBudget, VideoInfo, image_tokens, video_tokens
-from mmaff.train.collator import SampleEncoder
-from mmaff.train.data import open_corpus
+from mmaff.data.build import SAMPLE_RAW, build
+from mmaff.data.media import MediaBudget, VideoInfo, image_tokens, video_tokens
+from mmaff.encode.corpus import open_corpus
+from mmaff.encode.samples import SampleEncoder
 
 # smaller pixel budgets and fewer frames than MMAFFBen's: every sample image and clip gets fewer tokens
 SMALL_BUDGET = {

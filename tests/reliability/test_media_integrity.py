@@ -12,7 +12,7 @@ import orjson
 import pytest
 from helpers import write_mixture
 
-from mmaff.build import SAMPLE_RAW, build
+from mmaff.data.build import SAMPLE_RAW, build
 
 KEPT_CLIP = "meld/train_splits/dia0_utt0.mp4"  # a clip whose records the sample keeps
 

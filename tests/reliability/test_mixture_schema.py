@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mmaff.build import DEFAULT_MIXTURE, ROOT, BuildError, load_mixture, main
-from mmaff.registry import load_registry
+from mmaff.data.build import DEFAULT_MIXTURE, ROOT, BuildError, load_mixture, main
+from mmaff.data.registry import load_registry
 
 REGISTRY = load_registry()
 
@@ -119,7 +119,7 @@ def _options_read_by_builders() -> dict[str, set[str]]:
 
 
 def test_every_option_a_builder_reads_is_declared_and_accepted(tmp_path):
-    from mmaff.mixture import allowed_options
+    from mmaff.data.mixture import allowed_options
 
     read = _options_read_by_builders()
     assert read["fer2013"] == {"ferplus"} and read["mms"] >= {"hub_id", "min_cleanlab_confidence"}

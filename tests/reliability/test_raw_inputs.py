@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from helpers import build_datasets, write_mixture
 
-from mmaff.build import SAMPLE_RAW, main
+from mmaff.data.build import SAMPLE_RAW, main
 
 # ---------------------------------------------------------------- helpers
 
@@ -32,7 +32,7 @@ def _raw(tmp_path: Path, *folders: str) -> Path:
 
 
 def _cli(tmp_path: Path, raw: Path, dataset: str, options: dict | None = None) -> int:
-    """Run `mmaff.build.main` on one dataset; its exit status."""
+    """Run `mmaff.data.build.main` on one dataset; its exit status."""
     mixture = write_mixture(tmp_path / "cli-mixture.yaml", {dataset: options or {}})
     args = ["--raw-root", str(raw), "--out", str(tmp_path / "cli-out"), "--mixture", str(mixture)]
     return main([*args, "--workers", "1", "--no-cache"])

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from helpers import Built, assert_accounting, build_datasets, write_mixture
 
-from mmaff import card
-from mmaff.build import SAMPLE_RAW, build, main
-from mmaff.registry import DatasetSpec
+from mmaff.data import card
+from mmaff.data.build import SAMPLE_RAW, build, main
+from mmaff.data.registry import DatasetSpec
 
 MISSING_CLIP_ROW = ("meld/dev_sent_emo.csv", 4)  # dia1_utt7.mp4 is not in the sample's dev clips
 

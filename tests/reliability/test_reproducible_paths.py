@@ -10,8 +10,8 @@ from pathlib import Path
 import orjson
 from helpers import write_mixture
 
-from mmaff.build import ROOT, SAMPLE_RAW, build
-from mmaff.registry import load_registry
+from mmaff.data.build import ROOT, SAMPLE_RAW, build
+from mmaff.data.registry import load_registry
 
 # text, image and video datasets whose samples hold rejects (missing and broken media among them)
 COPIED = ("goemotions", "semeval2018", "emotic", "cfaps", "meld")

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from mmaff.score import ScoringError, read_predictions
+from mmaff.eval.score import ScoringError, read_predictions
 
 NOT_TEXT = [
     (None, "null"),
@@ -40,7 +40,7 @@ def test_non_text_prediction_is_an_error_naming_the_line(tmp_path, prediction, s
 
 
 def test_cli_reports_one_line_not_a_traceback(tmp_path, sample_corpus):
-    from mmaff.score import main
+    from mmaff.eval.score import main
 
     path = _write_lines(tmp_path / "p.jsonl", [{"id": "x", "prediction": None}])
     with pytest.raises(SystemExit) as caught:

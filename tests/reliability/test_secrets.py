@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from huggingface_hub.utils import filter_repo_objects
 
+from mmaff.hub.model_card import SecretInUpload, model_card, push_folder
 from mmaff.redact import REDACTED, redact_command, redact_config, redact_text, redact_yaml_text
-from mmaff.train.hub import SecretInUpload, model_card, push_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "hf_argvTOKEN0123456789"  # on the command line

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from helpers import assert_accounting, build_datasets
 
-from mmaff import dispositions as disp
-from mmaff.facts import FactsWriter
-from mmaff.registry import REGISTRY_PATH, RegistryError, load_registry
+from mmaff.data import dispositions as disp
+from mmaff.data.facts import FactsWriter
+from mmaff.data.registry import REGISTRY_PATH, RegistryError, load_registry
 
 CSV = "online_shopping_10_cats/online_shopping_10_cats.csv"
 OFFICIAL_ROWS = 62_774  # the size online_shopping's bands are sized for (registry expected_rows)

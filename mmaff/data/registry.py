@@ -15,10 +15,10 @@ from typing import Any
 
 import yaml
 
-from mmaff.dispositions import SeededSplits
-from mmaff.schema import MODALITIES, TARGET_TYPES
+from mmaff.data.dispositions import SeededSplits
+from mmaff.data.schema import MODALITIES, TARGET_TYPES
+from mmaff.paths import REGISTRY_PATH
 
-REGISTRY_PATH = Path(__file__).resolve().parent.parent / "data_builders" / "registry.yaml"
 
 
 class RegistryError(ValueError):

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from mmaff.registry import load_registry
+from mmaff.data.registry import load_registry
 
 __all__ = [
     "EXCLUDED_DATASETS",

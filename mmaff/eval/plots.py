@@ -1,11 +1,11 @@
 """PNG plots for evaluation reports: confusion matrices, predicted-vs-gold views, per-label and per-group bars.
 
-One task's plots from its scored items (`mmaff.score.Item`), the parsed value of each item (None = the reply
-could not be parsed) and the task's corrected-mode result (`mmaff.score.score_corrected`):
+One task's plots from its scored items (`mmaff.eval.score.Item`), the parsed value of each item (None = the reply
+could not be parsed) and the task's corrected-mode result (`mmaff.eval.score.score_corrected`):
 
 * ``single``: confusion matrix over the fixed label list plus an ``invalid`` column (unparsed or out-of-space
-  predictions, as `mmaff.metrics.single_label` counts them); rows = gold, colour = share of the gold row.
-* ``multi``: per-label TP / FN / FP stacked bars (same counting rules as `mmaff.metrics.multi_label`: an
+  predictions, as `mmaff.eval.metrics.single_label` counts them); rows = gold, colour = share of the gold row.
+* ``multi``: per-label TP / FN / FP stacked bars (same counting rules as `mmaff.eval.metrics.multi_label`: an
   invalid row predicts no label, out-of-space labels are dropped) next to the per-label F1.
 * ``real``: predicted-vs-gold scatter with the y = x diagonal; failed parses are drawn at the value the
   corrected mode imputes them to (red crosses) and counted in the title, with the pooled Pearson r; a reply far
@@ -40,8 +40,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from mmaff.metrics import CHANCE_METRIC, metric_value
-from mmaff.tasks import EvalTask
+from mmaff.eval.metrics import CHANCE_METRIC, metric_value
+from mmaff.eval.tasks import EvalTask
 
 DPI = 100
 INVALID_LABEL = "invalid"
@@ -100,7 +100,7 @@ def _hashable(value: Any) -> bool:
 
 def confusion_counts(gold: Sequence[Hashable], pred: Sequence[Any], labels: Sequence[Hashable]) -> np.ndarray:
     """(k, k + 1) int counts: rows = gold labels in `labels` order, columns = predicted labels + one invalid
-    column (a None prediction or one outside `labels`), as `mmaff.metrics.single_label`'s ``confusion``.
+    column (a None prediction or one outside `labels`), as `mmaff.eval.metrics.single_label`'s ``confusion``.
     A gold value outside `labels` is a ValueError."""
     if len(gold) != len(pred):
         raise ValueError(f"gold has {len(gold)} items but predictions have {len(pred)}")
@@ -118,7 +118,7 @@ def confusion_counts(gold: Sequence[Hashable], pred: Sequence[Any], labels: Sequ
 def multilabel_counts(
     gold: Sequence[Iterable[Hashable]], pred: Sequence[Iterable[Hashable] | None], labels: Sequence[Hashable]
 ) -> np.ndarray:
-    """(L, 3) int counts [TP, FN, FP] per label, as `mmaff.metrics.multi_label` counts them: a None row
+    """(L, 3) int counts [TP, FN, FP] per label, as `mmaff.eval.metrics.multi_label` counts them: a None row
     predicts nothing, out-of-space predicted labels are dropped, duplicates count once."""
     if len(gold) != len(pred):
         raise ValueError(f"gold has {len(gold)} items but predictions have {len(pred)}")
@@ -445,7 +445,7 @@ def _vad_plot(path: Path, title: str, space: Mapping, gold: Sequence, pred: Sequ
 def group_bars_figure(
     title: str, metric: str, groups: Mapping[str, Any], pooled: Mapping, what: str, extra: Mapping | None = None
 ) -> Figure | None:
-    """Bars of `metric` (found with `mmaff.metrics.metric_value`) per group (`groups`: name -> result, in
+    """Bars of `metric` (found with `mmaff.eval.metrics.metric_value`) per group (`groups`: name -> result, in
     order), a dashed line at the pooled value and dotted lines for `extra` (label -> value); None when no
     group has the metric. A group without it gets an empty bar labelled n/a."""
     extra = extra or {}
@@ -562,7 +562,7 @@ def write_task_plots(
 ) -> list[Path]:
     """Write the PNG plots of one task into `out_dir` (created) and return their paths (empty for no items).
 
-    `items` are `mmaff.score.Item`s of the task (gold, label_space, language, emotion), `values[i]` the
+    `items` are `mmaff.eval.score.Item`s of the task (gold, label_space, language, emotion), `values[i]` the
     parsed value of `items[i]` (None = failed parse) and `corrected` the task's `score_corrected` result.
     Files: ``<safe task>.confusion.png`` (single), ``.per_label.png`` (multi), ``.scatter.png`` (real),
     ``.heatmap.png`` (ordinal), ``.vad.png`` (vad), joint parts as ``<safe task>.<part>.<kind>.png``; plus

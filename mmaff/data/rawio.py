@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from mmaff.schema import Reject, RowError, excerpt
+from mmaff.data.schema import Reject, RowError, excerpt
 
 T = TypeVar("T")
 

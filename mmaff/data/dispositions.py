@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from mmaff.facts import Facts
-from mmaff.schema import SPLITS
+from mmaff.data.facts import Facts
+from mmaff.data.schema import SPLITS
 
 UNASSIGNED = 255
 KEEP, DUPLICATE_ID, DUPLICATE_TEXT, CONFLICTING_LABELS, TRAIN_IN_EVAL, CAPPED, HELD_OUT = 0, 1, 2, 3, 4, 5, 6

@@ -13,10 +13,10 @@ from typing import Any
 
 import yaml
 
-from mmaff.media import DECODERS, MediaBudget
-from mmaff.registry import DatasetSpec
-from mmaff.schema import SPLITS
-from mmaff.templates import TEMPLATES_DIR
+from mmaff.data.media import DECODERS, MediaBudget
+from mmaff.data.registry import DatasetSpec
+from mmaff.data.schema import SPLITS
+from mmaff.data.templates import TEMPLATES_DIR
 
 DEFAULT_STYLE = "mmaffben"
 TOP_KEYS = ("name", "template_style", "media_budget", "datasets")

@@ -10,10 +10,10 @@ from urllib.parse import quote
 import regex
 import xxhash
 
-from mmaff.answers import render_answer
-from mmaff.registry import DatasetSpec
-from mmaff.schema import ID_RE, LANGUAGE_RE, SPLITS, Example, RecordError, check_gold, validate_record
-from mmaff.templates import SENTINEL, PromptRenderer, load_template, prompt_context, render_given
+from mmaff.data.answers import render_answer
+from mmaff.data.registry import DatasetSpec
+from mmaff.data.schema import ID_RE, LANGUAGE_RE, SPLITS, Example, RecordError, check_gold, validate_record
+from mmaff.data.templates import SENTINEL, PromptRenderer, load_template, prompt_context, render_given
 
 # What dedup ignores: everything but letters, digits and the combining marks that spell words (Mn, Mc: Thai
 # vowels and tone marks, Indic vowel signs and viramas, Arabic harakat), plus variation selectors (emoji

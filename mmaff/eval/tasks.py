@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
-from mmaff.registry import DatasetSpec, load_registry
+from mmaff.data.registry import DatasetSpec, load_registry
+from mmaff.paths import TASKS_DIR
 
-TASKS_DIR = Path(__file__).resolve().parents[1] / "eval" / "tasks"
 METRICS_BY_TARGET = {
     "single": {"accuracy", "macro_f1", "micro_f1"},
     "multi": {"jaccard", "micro_f1", "macro_f1"},

@@ -6,8 +6,8 @@ from typing import Any
 
 import yaml
 
-from mmaff.registry import DatasetSpec
-from mmaff.schema import ARROW_FEATURES, SPLITS
+from mmaff.data.registry import DatasetSpec
+from mmaff.data.schema import ARROW_FEATURES, SPLITS
 
 _SCHEMA = """\
 | field | meaning |
@@ -86,7 +86,7 @@ def render(manifest: dict[str, Any], registry: dict[str, DatasetSpec]) -> str:
         "```\n",
         "## Record schema\n",
         _SCHEMA,
-        "Load it with `mmaff.corpus.load_corpus(path)` or `datasets.load_dataset(...)`: `gold`, `given`, "
+        "Load it with `mmaff.encode.corpus.load_corpus(path)` or `datasets.load_dataset(...)`: `gold`, `given`, "
         "`label_space` and `source` vary in shape between tasks and are stored as the `Json` feature.\n",
         "## Sources and licences\n",
         "Each source keeps its own licence; check it before any use.\n",

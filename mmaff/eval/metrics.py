@@ -3,7 +3,7 @@
 Pure functions over plain Python lists: no I/O, no pandas. Every function returns a plain dict of
 floats / ints / strings / lists (JSON-serialisable) and never NaN: an undefined value is ``None`` next
 to an explicit flag. A prediction of ``None`` means "the answer could not be parsed" (``Parsed.status ==
-"failed"`` in :mod:`mmaff.answers`). Corrected-mode rules (see research/eval.md, "Evaluation pitfalls"):
+"failed"`` in :mod:`mmaff.data.answers`). Corrected-mode rules (see research/eval.md, "Evaluation pitfalls"):
 
 * **Fixed label spaces.** Classification metrics are computed over the label list passed in (the
   dataset's official ``label_space``), never over labels inferred from the data, so an invalid or stray
@@ -42,7 +42,7 @@ import numpy as np
 from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from mmaff.registry import load_registry
+from mmaff.data.registry import load_registry
 
 INVALID = "<invalid>"
 """Name of the extra confusion-matrix column that collects invalid (unparsed or out-of-space) predictions."""

@@ -16,10 +16,10 @@ import jinja2
 import orjson
 import yaml
 
-from mmaff.answers import Parsed, parse_answer, render_answer
-from mmaff.registry import DatasetSpec, Subtask
+from mmaff.data.answers import Parsed, parse_answer, render_answer
+from mmaff.data.registry import DatasetSpec, Subtask
+from mmaff.paths import TEMPLATES_DIR
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 DEFAULT_STYLE = "mmaffben"
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, autoescape=False)
 _SENTINELS = ("\x00TEXT-A\x00", "\x00TEXT-B\x00")

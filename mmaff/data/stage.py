@@ -48,13 +48,13 @@ import orjson
 import xxhash
 from tqdm import tqdm
 
-from mmaff import dispositions as disp
-from mmaff.facts import Facts, FactsWriter
-from mmaff.media import MediaBudget, MediaChecker, MediaError, VideoInfo, extract_frames, resolve_inside
-from mmaff.rawio import MissingData
-from mmaff.records import RecordMaker, hash64, normalise_for_dedup
-from mmaff.registry import REGISTRY_PATH, DatasetSpec, load_registry
-from mmaff.schema import SPLITS, Example, RecordError, Reject, excerpt
+from mmaff.data import dispositions as disp
+from mmaff.data.facts import Facts, FactsWriter
+from mmaff.data.media import MediaBudget, MediaChecker, MediaError, VideoInfo, extract_frames, resolve_inside
+from mmaff.data.rawio import MissingData
+from mmaff.data.records import RecordMaker, hash64, normalise_for_dedup
+from mmaff.data.registry import REGISTRY_PATH, DatasetSpec, load_registry
+from mmaff.data.schema import SPLITS, Example, RecordError, Reject, excerpt
 from mmaff.workers import pool_initializer
 
 _SPLIT_CODES = {name: code for code, name in enumerate(SPLITS)}

@@ -1,0 +1,932 @@
+"""Generation over corpus records: Hugging Face (batched, data-parallel), OpenAI-compatible servers, vLLM offline.
+
+Conventions shared by every backend:
+
+* Prompt: the record's messages without the final assistant turn (the gold answer), rendered with the model's
+  chat template and ``add_generation_prompt=True`` (servers apply their own template to the same messages).
+* Decoding: greedy (``do_sample=False``; ``temperature=0`` on servers), no sampling knobs, no repetition
+  penalty, and ``max_new_tokens`` per target type from `MAX_NEW_TOKENS` (one table, used by all backends).
+* Media: loaded as in training, under the corpus's pixel and frame budgets (the HF backend reuses the training
+  `SampleEncoder`: its budgeted processors and its image / video loading with the real-fps `VideoMetadata`).
+* Prompts longer than ``max_prompt_tokens`` are counted and logged, never truncated (MMAFFBen's cutoff cut the
+  instruction and the assistant header off the end of long prompts).
+* Output: raw text with special tokens skipped, stripped; keyed by record id in a `PredictionWriter` file
+  (`mmaff.eval.predictions`), written as soon as its batch finishes, so a rerun resumes where a killed run stopped.
+
+HF batching: records are grouped by target type (so ``max_new_tokens`` is uniform in a batch), sorted by prompt
+length inside a group (less padding; longest first, so memory errors surface early), and LEFT-padded; the
+model's mRoPE positions skip the padding (attention mask), so a record's greedy output does not depend on its
+batch: batch 1 and batch N give identical text (checked by the tests on CPU float32; on GPU in bf16, kernels that
+change with the batch shape can flip near-ties).
+
+Data parallel: ``accelerate launch -m mmaff.eval.generate ...`` shards the records by rank over the sorted ids; rank k
+writes ``<out stem>.rank<k>.jsonl`` and rank 0 merges all shards by id into ``out`` at the end.
+
+Run: ``python -m mmaff.eval.generate --backend hf --model PATH --corpus data/mmaffin --split test --out preds.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import logging
+import mimetypes
+import os
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from mmaff.data.media import MediaBudget, smart_resize
+from mmaff.encode.samples import MediaLoader
+from mmaff.eval.predictions import PredictionWriter, check_run, corpus_fingerprint, done_ids, merge_shards, write_run
+from mmaff.redact import redact_command, redact_text, redact_url
+
+if TYPE_CHECKING:  # torch / transformers are imported where they are needed (the server client needs neither)
+    import torch
+    from PIL import Image
+
+    from mmaff.encode.samples import Sample
+
+log = logging.getLogger(__name__)
+
+# Greedy answers are short; these caps leave room for the answer formats of each target type and nothing else.
+MAX_NEW_TOKENS: dict[str, int] = {
+    "single": 16,  # "3. anger"
+    "multi": 48,  # "1. joy, 8. love, 9. optimism"
+    "real": 12,  # "0.734"
+    "ordinal": 12,  # "2" / "-3"
+    "vad": 40,  # "valence: 0.1, arousal: -0.3, dominance: 0.2"
+    "open": 24,  # a free emotion word or two (MASIVE)
+    "joint": 64,  # several sub-answers in one reply
+}
+DEFAULT_MAX_NEW_TOKENS = 64  # an unknown target type
+DEFAULT_MAX_PROMPT_TOKENS = 4096  # MMAFFBen's cutoff_len: longer prompts are counted, not cut
+
+
+def max_new_tokens_for(target_type: str, table: dict[str, int] | None = None) -> int:
+    return (table or MAX_NEW_TOKENS).get(target_type, DEFAULT_MAX_NEW_TOKENS)
+
+
+# ---------------------------------------------------------------------------------------------------- records
+
+
+def prompt_messages(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The record's messages without the final assistant turn, content parts without None-valued keys (Arrow)."""
+    messages = record["messages"]
+    if messages and messages[-1]["role"] == "assistant":
+        messages = messages[:-1]
+    if not messages or messages[-1]["role"] != "user":
+        raise ValueError(f"{record['id']}: the prompt must end with a user turn")
+    return [
+        {"role": m["role"], "content": [{k: v for k, v in part.items() if v is not None} for part in m["content"]]}
+        for m in messages
+    ]
+
+
+def video_media(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The media entries of the record's videos, in the order of `record["videos"]`."""
+    return [m for m in record["media"] if m["kind"] == "video"]
+
+
+@dataclass
+class Prediction:
+    """One backend answer: text (a ranked list for top-k decoding), seconds spent, extra fields for the row."""
+
+    id: str
+    text: str | list[str] | dict[str, float]  # text, ranked beams (top-k), or label -> score (mmaff.eval.likelihood)
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    """A generation backend: yields batches of predictions as they finish, in any order."""
+
+    name: str
+    model_name: str
+    decoding: dict[str, Any]  # the settings that decide the outputs (recorded in the run file)
+
+    def predict(self, records: Sequence[dict[str, Any]]) -> Iterator[list[Prediction]]: ...
+
+
+# ------------------------------------------------------------------------------------------------ the driver
+
+
+@dataclass
+class GenerateReport:
+    total: int
+    skipped: int  # already in the predictions file
+    written: int
+    seconds: float
+    too_long: list[str] = field(default_factory=list)  # ids whose prompt exceeded the backend's limit (not cut)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "too_long": len(self.too_long), "too_long_ids": self.too_long[:50]}
+
+
+def prediction_row(prediction: Prediction, backend: Backend) -> dict[str, Any]:
+    return {
+        "id": prediction.id,
+        "prediction": prediction.text,
+        "model": backend.model_name,
+        "backend": backend.name,
+        "seconds": round(prediction.seconds, 4),
+        **prediction.extra,
+    }
+
+
+def generate(
+    records: Sequence[dict[str, Any]],
+    backend: Backend,
+    writer: PredictionWriter,
+    *,
+    skip_done: bool = True,
+    also_done: set[str] | None = None,
+) -> GenerateReport:
+    """Stream the records through the backend, writing each batch of predictions as soon as it finishes.
+
+    Ids already in the writer's file (or in `also_done`) are skipped; with ``skip_done=False`` they are an error
+    instead (a predictions file never holds an id twice)."""
+    ids = [r["id"] for r in records]
+    if len(set(ids)) != len(ids):
+        dupes = sorted(i for i, n in Counter(ids).items() if n > 1)
+        raise ValueError(f"duplicate record ids: {dupes[:10]}")
+    done = writer.done | (also_done or set())
+    todo = [r for r in records if r["id"] not in done]
+    if not skip_done and len(todo) != len(records):
+        raise ValueError(f"{writer.path} already holds {len(records) - len(todo)} of these ids (skip_done=False)")
+    start, written = time.perf_counter(), 0
+    for batch in backend.predict(todo):
+        written += writer.write(prediction_row(p, backend) for p in batch)
+    return GenerateReport(
+        total=len(records),
+        skipped=len(records) - len(todo),
+        written=written,
+        seconds=time.perf_counter() - start,
+        too_long=list(getattr(backend, "too_long", [])),
+    )
+
+
+def shard_records(records: Sequence[dict[str, Any]], rank: int, world: int) -> list[dict[str, Any]]:
+    """Rank `rank`'s share: every `world`-th record of the records sorted by id (same split on every rank)."""
+    return sorted(records, key=lambda r: r["id"])[rank::world]
+
+
+def shard_path(out: str | Path, rank: int) -> Path:
+    out = Path(out)
+    stem = out.name[: -len(".jsonl")] if out.name.endswith(".jsonl") else out.name
+    return out.with_name(f"{stem}.rank{rank}.jsonl")
+
+
+def shard_paths(out: str | Path) -> list[Path]:
+    """Existing shard files of `out`, from runs with any number of processes."""
+    return sorted(shard_path(out, 0).parent.glob(shard_path(out, 0).name.replace(".rank0.", ".rank*.")))
+
+
+def distributed_state() -> Any:
+    """accelerate's `PartialState`, on CPU-only machines with ``cpu=True`` so that torchrun's ranks join a gloo
+    group (without it each CPU rank runs alone as rank 0 of 1). Checks that every launched process is a rank."""
+    import torch
+    from accelerate import PartialState
+
+    state = PartialState(cpu=not torch.cuda.is_available())
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if state.num_processes != launched:
+        raise RuntimeError(f"{launched} processes were launched but accelerate sees {state.num_processes} ranks")
+    return state
+
+
+def generate_data_parallel(
+    records: Sequence[dict[str, Any]], backend: Backend, out: str | Path, *, skip_done: bool = True, state: Any = None
+) -> GenerateReport:
+    """Data-parallel `generate` under accelerate: each rank predicts its shard into its own file; rank 0 merges.
+
+    Ids done by an earlier run (any shard file, any process count, or the merged `out`) are skipped. The shard is
+    taken before skipping, so ranks never disagree on who owns an id."""
+    state = state or distributed_state()
+    out = Path(out)
+    earlier = set().union(*(done_ids(p) for p in [*shard_paths(out), out] if p.exists()))
+    mine = shard_records(records, state.process_index, state.num_processes)
+    state.wait_for_everyone()  # every rank has read the earlier files before any rank appends
+    with PredictionWriter(shard_path(out, state.process_index)) as writer:
+        report = generate(mine, backend, writer, skip_done=skip_done, also_done=earlier - writer.done)
+    state.wait_for_everyone()
+    if state.is_main_process:
+        merge_shards([*shard_paths(out), *([out] if out.exists() else [])], out)
+    state.wait_for_everyone()
+    return report
+
+
+# ------------------------------------------------------------------------------------------ Hugging Face backend
+
+
+class HFGenerator:
+    """Batched greedy generation with a transformers Qwen2.5-VL checkpoint (see the module docstring).
+
+    ``num_beams`` > 1 with ``num_return_sequences`` = k returns the k best beams, ranked (MASIVE-style Acc@k)."""
+
+    name = "hf"
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        corpus_root: str | Path,
+        budget: MediaBudget,
+        *,
+        batch_size: int = 8,
+        dtype: str | torch.dtype = "auto",
+        device: str | torch.device | None = None,
+        decoder: str = "auto",
+        max_new_tokens: dict[str, int] | None = None,
+        max_prompt_tokens: int = DEFAULT_MAX_PROMPT_TOKENS,
+        num_beams: int = 1,
+        num_return_sequences: int = 1,
+        prefetch: bool = True,
+        attn_implementation: str | None = None,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        from mmaff.encode.samples import SampleEncoder
+
+        if num_return_sequences > num_beams:
+            raise ValueError("num_return_sequences must not exceed num_beams (greedy decoding has one answer)")
+        self.model_name = str(model_path)
+        self.batch_size, self.max_prompt_tokens, self.prefetch = batch_size, max_prompt_tokens, prefetch
+        self.num_beams, self.num_return_sequences = num_beams, num_return_sequences
+        self.max_new_tokens = {**MAX_NEW_TOKENS, **(max_new_tokens or {})}
+        processor = AutoProcessor.from_pretrained(model_path)
+        self.encoder = SampleEncoder(processor, corpus_root, budget, decoder)  # sets the corpus's pixel budgets
+        self.tokenizer = processor.tokenizer
+        self.device = torch.device(device) if device is not None else distributed_state().device
+        if isinstance(dtype, str) and dtype != "auto":
+            dtype = getattr(torch, dtype)
+        kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+        self.model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=dtype, **kwargs)
+        self.model.to(self.device).eval()
+        eos = self.model.generation_config.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, list) else [eos])
+        self.decoding = {
+            "do_sample": False,
+            "num_beams": num_beams,
+            "num_return_sequences": num_return_sequences,
+            "repetition_penalty": 1.0,
+            "max_new_tokens": self.max_new_tokens,
+            "dtype": str(self.model.dtype).removeprefix("torch."),
+        }
+        self.too_long: list[str] = []
+        self._tokenizer_lock = threading.Lock()  # media are encoded in a prefetch thread, text decoded here
+
+    # -- prompts -------------------------------------------------------------------------------------------------
+    def render(self, record: dict[str, Any]) -> str:
+        return self.encoder.processor.apply_chat_template(
+            prompt_messages(record), tokenize=False, add_generation_prompt=True
+        )
+
+    def encode(self, record: dict[str, Any]) -> Sample:
+        """The prompt as model inputs, media loaded and processed exactly as the training encoder does."""
+        from mmaff.encode.samples import EncodingError
+
+        enc = self.encoder
+        images, videos = enc.media.load(record)
+        with self._tokenizer_lock:
+            sample = enc.process(record["id"], [(self.render(record), False)], images, videos)
+        visual = int((sample.mm_token_type_ids > 0).sum())
+        if visual != record["visual_tokens"]:
+            raise EncodingError(
+                f"{record['id']}: {visual} visual tokens, the corpus recorded {record['visual_tokens']} "
+                f"(other media budgets than {enc.budget}?)"
+            )
+        if len(sample) > self.max_prompt_tokens:
+            self.too_long.append(record["id"])
+            log.warning("%s: prompt of %d tokens > %d (kept whole)", record["id"], len(sample), self.max_prompt_tokens)
+        return sample
+
+    # -- batching ------------------------------------------------------------------------------------------------
+    def batches(self, records: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        """Batches of one target type each, longest prompts first (ties by id), at most `batch_size` records."""
+        groups: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}
+        for record in records:
+            key = (-self.encoder.length(record), record["id"], record)
+            groups.setdefault(record["target_type"], []).append(key)
+        batches = []
+        for target_type in sorted(groups):
+            ordered = [record for *_, record in sorted(groups[target_type], key=lambda k: k[:2])]
+            batches.extend(ordered[i : i + self.batch_size] for i in range(0, len(ordered), self.batch_size))
+        return batches
+
+    def collate(self, samples: list[Sample]) -> dict[str, torch.Tensor]:
+        """LEFT-padded batch: pad tokens, attention mask 0 and token type 0 (text) before each shorter prompt."""
+        import torch
+
+        from mmaff.encode.samples import MEDIA_TENSORS
+
+        width = max(len(s) for s in samples)
+
+        def left(values: torch.Tensor, fill: int) -> torch.Tensor:
+            return torch.cat([torch.full((width - values.numel(),), fill, dtype=values.dtype), values])
+
+        batch = {
+            "input_ids": torch.stack([left(s.input_ids, self.tokenizer.pad_token_id) for s in samples]),
+            "attention_mask": torch.stack([left(torch.ones(len(s), dtype=torch.long), 0) for s in samples]),
+            "mm_token_type_ids": torch.stack([left(s.mm_token_type_ids, 0) for s in samples]),
+        }
+        for name in MEDIA_TENSORS:
+            parts = [getattr(s, name) for s in samples if getattr(s, name) is not None]
+            if parts:
+                batch[name] = torch.cat(parts)
+        return {name: value.to(self.device) for name, value in batch.items()}
+
+    # -- generation ----------------------------------------------------------------------------------------------
+    def _encode_batch(self, records: list[dict[str, Any]]) -> tuple[list[Sample], float]:
+        start = time.perf_counter()
+        return [self.encode(r) for r in records], time.perf_counter() - start
+
+    def generate_batch(
+        self, records: list[dict[str, Any]], samples: list[Sample] | None = None, encode_seconds: float = 0.0
+    ) -> list[Prediction]:
+        """Greedy (or beam) decoding of one batch of records of one target type (encoded here unless given)."""
+        import torch
+
+        if samples is None:
+            samples, encode_seconds = self._encode_batch(records)
+        start = time.perf_counter()
+        inputs = self.collate(samples)
+        width = inputs["input_ids"].shape[1]
+        limit = max_new_tokens_for(records[0]["target_type"], self.max_new_tokens)
+        with torch.inference_mode():
+            out = self.model.generate(
+                **inputs,
+                max_new_tokens=limit,
+                do_sample=False,
+                num_beams=self.num_beams,
+                num_return_sequences=self.num_return_sequences,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                repetition_penalty=1.0,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+        new = out[:, width:].cpu()
+        with self._tokenizer_lock:
+            texts = [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+        seconds = (time.perf_counter() - start + encode_seconds) / len(records)
+        k = self.num_return_sequences
+        predictions = []
+        for i, (record, sample) in enumerate(zip(records, samples)):
+            finish = "stop" if self.eos_ids.intersection(new[i * k].tolist()) else "length"
+            text: str | list[str] = texts[i * k : (i + 1) * k] if k > 1 else texts[i]
+            extra = {"finish": finish, "max_new_tokens": limit, "prompt_tokens": len(sample), "batch": len(records)}
+            predictions.append(Prediction(record["id"], text, seconds, extra))
+        return predictions
+
+    def predict(self, records: Sequence[dict[str, Any]]) -> Iterator[list[Prediction]]:
+        """Batches in `batches` order; the next batch's media are loaded in a thread while this one generates."""
+        batches = self.batches(records)
+        if not self.prefetch:
+            for batch in batches:
+                yield self.generate_batch(batch)
+            return
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            upcoming: Future | None = pool.submit(self._encode_batch, batches[0]) if batches else None
+            for i, batch in enumerate(batches):
+                samples, encode_seconds = upcoming.result()
+                upcoming = pool.submit(self._encode_batch, batches[i + 1]) if i + 1 < len(batches) else None
+                yield self.generate_batch(batch, samples, encode_seconds)
+
+
+# --------------------------------------------------------------------------------- OpenAI-compatible servers
+
+
+class APIError(RuntimeError):
+    """A request that failed for good (a 4xx other than 408/429, or retries exhausted); names the record id."""
+
+
+RETRY_STATUS = frozenset({408, 429})  # plus every 5xx
+MAX_SERVER_MESSAGE = 300  # characters of a server's error body kept in errors and logs
+LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+VIDEO_MODES = ("frames", "video_url")
+
+
+def _png_data_url(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """Never follow a redirect: the request (with its Authorization header) goes to `--base-url` only, and an
+    answer from anywhere else is never taken. The 3xx reaches the client as an HTTPError."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _split_userinfo(base_url: str) -> tuple[str, str | None, str | None]:
+    """`base_url` without its ``user:password@``, and the (unquoted) user and password if it had them."""
+    parts = urllib.parse.urlsplit(base_url)
+    if parts.username is None and parts.password is None:
+        return base_url, None, None
+    netloc = parts.netloc.rpartition("@")[2]
+    user, password = (urllib.parse.unquote(v) if v is not None else None for v in (parts.username, parts.password))
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), user, password
+
+
+def _budgeted(image: Image.Image, min_pixels: int, max_pixels: int) -> Image.Image:
+    """The image resized as the Qwen2.5-VL processor would (sides multiples of 28, area within the budget)."""
+    from PIL import Image
+
+    height, width = smart_resize(image.height, image.width, min_pixels, max_pixels)
+    return image if image.size == (width, height) else image.resize((width, height), Image.Resampling.BICUBIC)
+
+
+class OpenAIChatGenerator:
+    """Client of an OpenAI-compatible ``/v1/chat/completions`` endpoint (OpenAI, vLLM, SGLang, ...).
+
+    `base_url` includes the version prefix, as in the OpenAI SDK (``https://api.openai.com/v1``,
+    ``http://localhost:8000/v1``). Requests: the prompt messages with ``temperature: 0`` and ``max_tokens`` per
+    target type; images as PNG data URLs in ``image_url`` parts, resized to the corpus's image budget first.
+
+    Videos (`video_mode`):
+
+    * ``"frames"`` (default): the corpus's sampled frames (as in training), each resized to the per-frame video
+      budget, sent as consecutive ``image_url`` parts. Accepted by every server taking several images per
+      message: OpenAI (GPT-4o / 4o-mini), vLLM (raise ``--limit-mm-per-prompt`` image count), SGLang. The model
+      sees separate images, not a video (no temporal positions for Qwen2.5-VL).
+    * ``"video_url"``: the mp4 itself as a ``data:video/mp4;base64,...`` URL in a ``video_url`` part, a vLLM
+      extension (SGLang accepts it too for video models); OpenAI rejects it. The server samples the frames with its
+      own settings (fps, frame cap, pixels), which may differ from the corpus budget.
+
+    Failures: 408 / 429 / 5xx, timeouts and connection errors are retried with exponential backoff (``backoff *
+    2**attempt`` seconds, capped by `max_backoff`, or the server's Retry-After); any other 4xx fails at once. A
+    failure raises `APIError` naming the id and the server's message, after the requests in flight have finished
+    and been written; a rerun resumes. `timeout` is per request (socket timeout of each attempt).
+
+    Security: redirects are never followed (a 3xx is an error naming the status and the redacted Location), so the
+    API key goes to `base_url`'s scheme, host and port only and only its answers are kept. A ``user:password@``
+    in `base_url` is sent as HTTP Basic auth when no API key is given (dropped, with a warning, when one is) and is
+    never recorded. Error bodies are cut to `MAX_SERVER_MESSAGE` characters, and the key, the password and any
+    URL userinfo are redacted from every message, log line and the run file."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        *,
+        corpus_root: str | Path = ".",
+        budget: MediaBudget | None = None,
+        concurrency: int = 8,
+        timeout: float = 120.0,
+        max_retries: int = 6,
+        backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        video_mode: str = "frames",
+        decoder: str = "auto",
+        max_new_tokens: dict[str, int] | None = None,
+        extra_body: dict[str, Any] | None = None,
+    ) -> None:
+        if video_mode not in VIDEO_MODES:
+            raise ValueError(f"video_mode must be one of {VIDEO_MODES}")
+        base_url, user, password = _split_userinfo(base_url)
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model_name = model
+        self.api_key = api_key
+        self.secrets = [api_key, password]
+        self._authorization = f"Bearer {api_key}" if api_key else None
+        if user is not None and api_key:
+            log.warning("%s: the user:password in the base URL is not used (an API key is given)", self.url)
+        elif user is not None:
+            basic = base64.b64encode(f"{user}:{password or ''}".encode()).decode("ascii")
+            self._authorization = f"Basic {basic}"
+        self.budget = budget or MediaBudget()
+        self.media = MediaLoader(corpus_root, self.budget, decoder)
+        self.concurrency, self.timeout, self.max_retries = concurrency, timeout, max_retries
+        self.backoff, self.max_backoff, self.video_mode = backoff, max_backoff, video_mode
+        self.max_new_tokens = {**MAX_NEW_TOKENS, **(max_new_tokens or {})}
+        self.extra_body = extra_body or {}
+        self.decoding = {
+            "temperature": 0,
+            "max_new_tokens": self.max_new_tokens,
+            "video_mode": video_mode,
+            **self.extra_body,
+        }
+        host = urllib.parse.urlsplit(self.url).hostname
+        handlers = [urllib.request.ProxyHandler({})] if host in LOOPBACK else []  # a local server: no proxy
+        self._opener = urllib.request.build_opener(*handlers, _RefuseRedirects)
+
+    def redact(self, text: object) -> str:
+        """Text shown to the user or logged, without the API key, the password or URL userinfo."""
+        return redact_text(str(text), self.secrets)
+
+    # -- request body --------------------------------------------------------------------------------------------
+    def _image_part(self, path: str) -> dict[str, Any]:
+        image = _budgeted(self.media.image(path), self.budget.image_min_pixels, self.budget.image_max_pixels)
+        return {"type": "image_url", "image_url": {"url": _png_data_url(image)}}
+
+    def _video_parts(self, path: str, info: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.video_mode == "video_url":
+            mime = mimetypes.guess_type(path)[0] or "video/mp4"
+            data = base64.b64encode((self.media.root / path).read_bytes()).decode("ascii")
+            return [{"type": "video_url", "video_url": {"url": f"data:{mime};base64,{data}"}}]
+        from PIL import Image
+
+        frames, _ = self.media.video(path, info)
+        budget = (self.budget.video_min_pixels, self.budget.video_max_pixels)
+        return [
+            {"type": "image_url", "image_url": {"url": _png_data_url(_budgeted(Image.fromarray(f), *budget))}}
+            for f in frames
+        ]
+
+    def messages(self, record: dict[str, Any]) -> list[dict[str, Any]]:
+        """The prompt in the API's format: system/assistant turns as strings, user turns as content parts."""
+        images, videos = iter(record["images"]), iter(zip(record["videos"], video_media(record)))
+        converted = []
+        for message in prompt_messages(record):
+            if message["role"] != "user":
+                text = "".join(part.get("text", "") for part in message["content"])
+                converted.append({"role": message["role"], "content": text})
+                continue
+            parts: list[dict[str, Any]] = []
+            for part in message["content"]:
+                if part["type"] == "text":
+                    parts.append({"type": "text", "text": part["text"]})
+                elif part["type"] == "image":
+                    parts.append(self._image_part(next(images)))
+                elif part["type"] == "video":
+                    parts.extend(self._video_parts(*next(videos)))
+                else:
+                    raise ValueError(f"{record['id']}: unknown content part {part['type']!r}")
+            converted.append({"role": "user", "content": parts})
+        return converted
+
+    def payload(self, record: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "model": self.model_name,
+            "messages": self.messages(record),
+            "temperature": 0,
+            "max_tokens": max_new_tokens_for(record["target_type"], self.max_new_tokens),
+            **self.extra_body,
+        }
+
+    # -- one request, with retries -------------------------------------------------------------------------------
+    def _post(self, body: bytes) -> dict[str, Any]:
+        headers = {"Content-Type": "application/json"}
+        if self._authorization:
+            headers["Authorization"] = self._authorization
+        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+        with self._opener.open(request, timeout=self.timeout) as response:
+            if response.geturl() != self.url:  # cannot happen without redirects; never keep another host's answer
+                raise APIError(f"the answer came from {redact_url(response.geturl())}, not {self.url}")
+            return json.loads(response.read())
+
+    def _wait(self, attempt: int, retry_after: str | None) -> float:
+        try:
+            wait_s = float(retry_after) if retry_after is not None else self.backoff * 2**attempt
+        except ValueError:
+            wait_s = self.backoff * 2**attempt
+        return min(max(wait_s, 0.0), self.max_backoff)
+
+    def request(self, record: dict[str, Any]) -> Prediction:
+        """One completion for one record; retries as described in the class docstring."""
+        start = time.perf_counter()
+        payload = self.payload(record)
+        body = json.dumps(payload).encode("utf-8")
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            retry_after = None
+            try:
+                answer = self._post(body)
+            except urllib.error.HTTPError as err:
+                if 300 <= err.code < 400:
+                    location = self.redact(redact_url(err.headers.get("Location") or "?"))
+                    raise APIError(
+                        f"{record['id']}: HTTP {err.code} from {self.url}: a redirect to {location}, not followed "
+                        "(requests and the API key go to --base-url only; pass the final address as --base-url)"
+                    ) from None
+                message = self.redact(_server_message(err))
+                if err.code not in RETRY_STATUS and err.code < 500:
+                    raise APIError(f"{record['id']}: HTTP {err.code} from {self.url}: {message}") from None
+                last, retry_after = f"HTTP {err.code}: {message}", err.headers.get("Retry-After")
+            except ValueError as err:  # a 200 whose body is not JSON
+                reason = self.redact(err)[:MAX_SERVER_MESSAGE]
+                raise APIError(f"{record['id']}: the response of {self.url} is not JSON: {reason}") from None
+            except (TimeoutError, ConnectionError, urllib.error.URLError, OSError) as err:
+                last = f"{type(err).__name__}: {self.redact(getattr(err, 'reason', err))}"
+            else:
+                return self._prediction(record, answer, payload, attempt + 1, time.perf_counter() - start)
+            if attempt < self.max_retries:
+                wait_s = self._wait(attempt, retry_after)
+                log.warning("%s: %s; retry %d in %.2fs", record["id"], last, attempt + 1, wait_s)
+                time.sleep(wait_s)
+        raise APIError(f"{record['id']}: gave up after {self.max_retries + 1} attempts to {self.url}; last: {last}")
+
+    def _prediction(
+        self, record: dict[str, Any], answer: dict[str, Any], payload: dict[str, Any], attempts: int, seconds: float
+    ) -> Prediction:
+        try:
+            choice = answer["choices"][0]
+            text = choice["message"]["content"] or ""
+        except (KeyError, IndexError, TypeError) as err:
+            shown = self.redact(answer)[:MAX_SERVER_MESSAGE]
+            raise APIError(f"{record['id']}: unexpected response from {self.url}: {shown}") from err
+        usage = answer.get("usage") or {}
+        extra = {
+            "finish": choice.get("finish_reason"),
+            "max_new_tokens": payload["max_tokens"],
+            "prompt_tokens": usage.get("prompt_tokens"),
+            "attempts": attempts,
+        }
+        return Prediction(record["id"], text.strip(), seconds, extra)
+
+    def predict(self, records: Sequence[dict[str, Any]]) -> Iterator[list[Prediction]]:
+        """Requests on `concurrency` threads (at most twice that many queued); each answer is yielded when it
+        arrives. After a failure no new request starts; those in flight finish, then the first error is raised."""
+        pending: set[Future] = set()
+        todo = iter(records)
+        error: BaseException | None = None
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+
+            def refill() -> None:
+                while error is None and len(pending) < 2 * self.concurrency:
+                    record = next(todo, None)
+                    if record is None:
+                        return
+                    pending.add(pool.submit(self.request, record))
+
+            refill()
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    pending.discard(future)
+                    try:
+                        prediction = future.result()
+                    except Exception as err:  # noqa: BLE001 - re-raised below, after the in-flight requests
+                        error = error or err
+                        continue
+                    yield [prediction]
+                refill()
+        if error is not None:
+            raise error
+
+
+def _server_message(err: urllib.error.HTTPError) -> str:
+    """The server's error message (OpenAI's ``{"error": {"message": ...}}`` or the raw body), cut to
+    `MAX_SERVER_MESSAGE` characters; the caller redacts it."""
+    try:
+        body = err.read().decode("utf-8", "replace")
+    except OSError:
+        return str(err.reason or "")[:MAX_SERVER_MESSAGE]
+    try:
+        detail = json.loads(body)
+        if isinstance(detail, dict) and isinstance(detail.get("error"), dict):
+            message = str(detail["error"].get("message", body))
+        else:
+            message = str(detail.get("message", body)) if isinstance(detail, dict) else body
+    except ValueError:
+        message = body
+    return message[:MAX_SERVER_MESSAGE] + (" [...]" if len(message) > MAX_SERVER_MESSAGE else "")
+
+
+# ------------------------------------------------------------------------------------------------ vLLM offline
+
+
+class VLLMGenerator:
+    """vLLM's offline engine (GPU only; not installed by requirements.txt, not exercised by the CPU tests).
+
+    Same prompts (the model's chat template), media (the corpus's frames with their real-fps metadata, the corpus
+    pixel budgets as processor kwargs) and greedy decoding (``temperature=0``, ``max_tokens`` per target type) as
+    the HF backend; vLLM schedules its own batches (continuous batching), so chunks of `chunk_size` records are
+    handed over at once and written when the chunk finishes. Written against vLLM's documented offline API
+    (``LLM.generate`` with ``{"prompt", "multi_modal_data"}`` dicts and a list of ``SamplingParams``; videos as
+    ``(frames, metadata)`` with ``do_sample_frames=False``), untested here. The image budget is passed as
+    ``mm_processor_kwargs``; vLLM applies one processor configuration to every request, so check that its video
+    frames get the corpus's per-frame budget (``prompt_tokens`` in the rows vs. the corpus's ``visual_tokens``)."""
+
+    name = "vllm"
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        corpus_root: str | Path,
+        budget: MediaBudget,
+        *,
+        decoder: str = "auto",
+        max_new_tokens: dict[str, int] | None = None,
+        chunk_size: int = 512,
+        max_images: int = 1,
+        max_videos: int = 1,
+        **llm_kwargs: Any,
+    ) -> None:
+        try:
+            import vllm
+        except ImportError as err:
+            raise ImportError(
+                "the vLLM backend needs vLLM: `pip install vllm` on a CUDA GPU machine (it is not in "
+                "requirements.txt); use --backend hf on CPU"
+            ) from err
+        from transformers import AutoProcessor
+
+        self.vllm = vllm
+        self.model_name = str(model_path)
+        self.processor = AutoProcessor.from_pretrained(model_path)
+        self.media = MediaLoader(corpus_root, budget, decoder)
+        self.max_new_tokens = {**MAX_NEW_TOKENS, **(max_new_tokens or {})}
+        self.decoding = {"temperature": 0, "max_new_tokens": self.max_new_tokens}
+        self.chunk_size = chunk_size
+        self.too_long: list[str] = []
+        pixels = {"min_pixels": budget.image_min_pixels, "max_pixels": budget.image_max_pixels}
+        self.llm = vllm.LLM(
+            model=str(model_path),
+            limit_mm_per_prompt={"image": max_images, "video": max_videos},
+            mm_processor_kwargs={**pixels, **llm_kwargs.pop("mm_processor_kwargs", {})},
+            **llm_kwargs,
+        )
+
+    def request(self, record: dict[str, Any]) -> dict[str, Any]:
+        prompt = self.processor.apply_chat_template(
+            prompt_messages(record), tokenize=False, add_generation_prompt=True
+        )
+        data: dict[str, Any] = {}
+        if record["images"]:
+            data["image"] = [self.media.image(p) for p in record["images"]]
+        if record["videos"]:
+            videos = []
+            for path, info in zip(record["videos"], video_media(record)):
+                frames, meta = self.media.video(path, info)
+                metadata = {
+                    "fps": meta.fps,
+                    "total_num_frames": meta.total_num_frames,
+                    "frames_indices": list(meta.frames_indices),
+                    "duration": meta.total_num_frames / meta.fps,
+                    "do_sample_frames": False,
+                    "video_backend": "opencv",
+                }
+                videos.append((frames, metadata))
+            data["video"] = videos
+        return {"prompt": prompt, "multi_modal_data": data} if data else {"prompt": prompt}
+
+    def predict(self, records: Sequence[dict[str, Any]]) -> Iterator[list[Prediction]]:
+        for i in range(0, len(records), self.chunk_size):
+            chunk = records[i : i + self.chunk_size]
+            start = time.perf_counter()
+            params = [
+                self.vllm.SamplingParams(
+                    temperature=0.0, max_tokens=max_new_tokens_for(r["target_type"], self.max_new_tokens)
+                )
+                for r in chunk
+            ]
+            outputs = self.llm.generate([self.request(r) for r in chunk], params, use_tqdm=False)
+            seconds = (time.perf_counter() - start) / len(chunk)
+            yield [
+                Prediction(
+                    r["id"],
+                    o.outputs[0].text.strip(),
+                    seconds,
+                    {"finish": o.outputs[0].finish_reason, "prompt_tokens": len(o.prompt_token_ids or [])},
+                )
+                for r, o in zip(chunk, outputs)
+            ]
+
+
+# ---------------------------------------------------------------------------------------------------------- CLI
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=("hf", "openai", "vllm"), default="hf")
+    parser.add_argument("--model", required=True, help="checkpoint folder / Hub id (hf, vllm) or served model name")
+    parser.add_argument("--corpus", default="data/mmaffin", help="a built corpus folder")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--out", required=True, help="predictions file (JSON lines; resumed if it exists)")
+    parser.add_argument("--datasets", nargs="*", help="only these corpus datasets")
+    parser.add_argument("--modalities", nargs="*", choices=("text", "image", "video"))
+    parser.add_argument("--limit", type=int, help="at most N records per dataset (smoke runs)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--decoder", default="auto", help="video decoder: auto, torchcodec, decord, pyav")
+    parser.add_argument("--max-prompt-tokens", type=int, default=DEFAULT_MAX_PROMPT_TOKENS)
+    parser.add_argument("--num-beams", type=int, default=1)
+    parser.add_argument("--num-return-sequences", type=int, default=1)
+    parser.add_argument("--base-url", default="http://localhost:8000/v1")
+    parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--max-retries", type=int, default=6)
+    parser.add_argument("--video-mode", choices=VIDEO_MODES, default="frames")
+    return parser.parse_args(argv)
+
+
+def _backend(args: argparse.Namespace, root: Path, budget: MediaBudget) -> Backend:
+    if args.backend == "hf":
+        return HFGenerator(
+            args.model,
+            root,
+            budget,
+            batch_size=args.batch_size,
+            dtype=args.dtype,
+            decoder=args.decoder,
+            max_prompt_tokens=args.max_prompt_tokens,
+            num_beams=args.num_beams,
+            num_return_sequences=args.num_return_sequences,
+        )
+    if args.backend == "openai":
+        return OpenAIChatGenerator(
+            args.base_url,
+            args.model,
+            os.environ.get(args.api_key_env),
+            corpus_root=root,
+            budget=budget,
+            concurrency=args.concurrency,
+            timeout=args.timeout,
+            max_retries=args.max_retries,
+            video_mode=args.video_mode,
+            decoder=args.decoder,
+        )
+    return VLLMGenerator(args.model, root, budget, decoder=args.decoder)
+
+
+def run_description(
+    args: argparse.Namespace,
+    backend: Backend,
+    corpus_root: Path,
+    argv: Sequence[str] | None = None,
+    module: str = "mmaff.generate",
+) -> dict[str, Any]:
+    """What the run file records: backend, model, corpus build, split, decoding, package versions, command (its
+    secrets redacted: `mmaff.redact`, plus the backend's own API key and password)."""
+    import sys
+    from datetime import datetime, timezone
+    from importlib.metadata import PackageNotFoundError, version
+
+    packages = {}
+    for name in ("mmaff", "torch", "transformers", "vllm"):
+        try:
+            packages[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return {
+        "backend": backend.name,
+        "model": backend.model_name,
+        **corpus_fingerprint(corpus_root),
+        "split": args.split,
+        "decoding": backend.decoding,
+        "endpoint": getattr(backend, "url", None),  # a server may move between resumes: not part of the identity
+        "packages": packages,
+        "command": redact_command(
+            ["python", "-m", module, *(sys.argv[1:] if argv is None else argv)], getattr(backend, "secrets", ())
+        ),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def run_data_parallel(
+    records: Sequence[dict[str, Any]], backend: Backend, out: str | Path, run: dict[str, Any]
+) -> GenerateReport:
+    """`generate_data_parallel` after recording the run: every rank refuses to resume into another run's file,
+    rank 0 writes the run file."""
+    state = distributed_state()
+    check_run(out, run)
+    state.wait_for_everyone()
+    if state.is_main_process:
+        write_run(out, run)
+    return generate_data_parallel(records, backend, out, state=state)
+
+
+def main(argv: Sequence[str] | None = None) -> GenerateReport:
+    from mmaff.encode.corpus import open_corpus, read_records
+
+    args = _parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    corpus = open_corpus(args.corpus)
+    records = read_records(
+        corpus.root, args.split, datasets=args.datasets, modalities=args.modalities, limit=args.limit
+    )
+    backend = _backend(args, corpus.root, corpus.budget)
+    run = run_description(args, backend, corpus.root, argv)
+    if args.backend == "hf":
+        report = run_data_parallel(records, backend, args.out, run)
+    else:  # servers and vLLM parallelise themselves: one process
+        write_run(args.out, run)
+        with PredictionWriter(args.out) as writer:
+            report = generate(records, backend, writer)
+    print(json.dumps(report.as_dict()))
+    return report
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except APIError as failure:  # already names the record and the server, secrets redacted
+        raise SystemExit(f"error: {failure}") from None

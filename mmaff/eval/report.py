@@ -1,0 +1,323 @@
+"""Reports from a scored run: metrics.json, a markdown results table, PNG plots, model-card eval results.
+
+`python -m mmaff.eval.score` writes all of them into its `--out` folder:
+
+* ``metrics.json`` - every figure with its mode, the run (model, corpus build, decoding), coverage, parse
+  failures and truncations (mmaff.eval.score);
+* ``results.md`` - per task (primary metric, parse failures, chance level and chance-normalised headline,
+  paper_compat headline), per language for multilingual tasks, per emotion for EI, and the chance-normalised
+  overall per task group;
+* ``plots/`` - confusion matrices, predicted-vs-gold scatters, per-language / per-emotion bars (mmaff.eval.plots);
+* ``eval_results.yaml`` - the Hub's ``model-index`` entries (``huggingface_hub.EvalResult``), one per task and
+  primary metric, ready for a model card: ``python -m mmaff.eval.report --metrics M.json --model-card README.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from huggingface_hub import EvalResult
+
+    from mmaff.eval.score import Item
+    from mmaff.eval.tasks import EvalTask
+
+HUB_TASK_TYPES = {"text": "text-classification", "image": "image-classification", "video": "video-classification"}
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+# ------------------------------------------------------------------------------------------------ markdown
+
+
+def _parsed_count(status: dict[str, Any]) -> int:
+    """Replies counted in one task|language cell of the parse statuses (strict + lenient + failed)."""
+    return sum(status.get(key, 0) for key in ("strict", "lenient", "failed"))
+
+
+def _failure_rates(report: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """task -> (failed, total) from the per task|language parse statuses."""
+    rates: dict[str, tuple[int, int]] = {}
+    for cell, counts in report["parse_status"].items():
+        task = cell.split("|", 1)[0]
+        failed, total = rates.get(task, (0, 0))
+        rates[task] = (failed + counts.get("failed", 0), total + _parsed_count(counts))
+    return rates
+
+
+def _run_lines(report: dict[str, Any]) -> list[str]:
+    run, corpus = report.get("run"), report["corpus"]
+    models = ", ".join(f"`{m}`" for m in report["rows"]["models"]) or "not recorded"
+    lines = [f"- Model: {models}; predictions `{report['predictions']}`"]
+    if run:
+        decoding = ", ".join(f"{k}={v}" for k, v in run["decoding"].items() if k != "max_new_tokens")
+        lines.append(f"- Backend `{run['backend']}`, split `{run['split']}`, decoding: {decoding}")
+        match = "yes" if report["run_matches_corpus"] else "NO: the predictions were made on another corpus build"
+        lines.append(
+            f"- Corpus `{corpus['corpus']}` (manifest sha256 `{corpus['corpus_sha256'][:12]}`); same as the run: {match}"
+        )
+    else:
+        lines.append(f"- Corpus `{corpus['corpus']}` (manifest sha256 `{corpus['corpus_sha256'][:12]}`); no run file")
+    coverage = report["coverage"]
+    predicted = sum(p for p, _ in coverage["predicted_of_expected"].values())
+    expected = sum(n for _, n in coverage["predicted_of_expected"].values())
+    lines.append(
+        f"- Coverage: {predicted}/{expected} items ({'complete' if coverage['complete'] else 'PARTIAL'}); "
+        f"replies cut at max_new_tokens: {sum(report['truncated'].values())}"
+    )
+    return lines
+
+
+def _paper_headline(entry: dict[str, Any]) -> str:
+    paper = entry.get("paper_compat")
+    if not paper:
+        return ""
+    names = paper["notebook_names"]
+    return ", ".join(f"{names.get(m, m)} {_fmt(paper['metrics'].get(m))}" for m in paper["saved"])
+
+
+def _chance_cells(entry: dict[str, Any]) -> tuple[str, str, str]:
+    chance = entry.get("against_chance")
+    if not chance:
+        return "–", "–", "–"
+    if "parts" in chance:
+        parts = chance["parts"].values()
+        return (
+            " / ".join(f"{p['metric']} {_fmt(p['value'])}" for p in parts),
+            " / ".join(_fmt(p["chance"]) for p in parts),
+            _fmt(chance["chance_normalised"]),
+        )
+    return f"{chance['metric']} {_fmt(chance['value'])}", _fmt(chance["chance"]), _fmt(chance["chance_normalised"])
+
+
+def results_markdown(report: dict[str, Any]) -> str:
+    """The results tables of one scored run (corrected mode unless a column says paper_compat)."""
+    lines = ["# Evaluation results", "", *_run_lines(report), ""]
+    lines += [
+        "## Overall (corrected mode)",
+        "",
+        "Mean over tasks of the chance-normalised headline, (score - chance) / (1 - chance): 0 = chance, 1 = perfect.",
+        "Headlines: accuracy (single-label), sample-Jaccard (multi-label, chance = random label sets), Pearson",
+        "(intensities, VAD mean; chance 0), normalised Acc@1 (MASIVE); joint tasks average their parts.",
+        "Macro-F1 is over the task's full label list with zero_division=0: a label absent from both gold and",
+        "predictions counts 0 (small test sets therefore score below 1 even when every answer is right).",
+        "",
+        "| group | tasks | mean chance-normalised | undefined |",
+        "|---|---:|---:|---|",
+    ]
+    for group, row in report["overall"].items():
+        lines.append(
+            f"| {group} | {row['tasks']} | {_fmt(row['mean_chance_normalised'])} | {', '.join(row['undefined']) or ''} |"
+        )
+    failures = _failure_rates(report)
+    lines += [
+        "",
+        "## Per task",
+        "",
+        "| task | modality | n | parse failed | primary (corrected) | headline | chance | chance-normalised "
+        "| paper_compat (notebook names) |",
+        "|---|---|---:|---:|---|---|---:|---:|---|",
+    ]
+    for name, entry in report["tasks"].items():
+        failed, total = failures.get(name, (0, 0))
+        headline, chance, normalised = _chance_cells(entry)
+        primary = (
+            "per part" if entry["target_type"] == "joint" else f"{entry['primary']} {_fmt(entry.get('primary_value'))}"
+        )
+        lines.append(
+            f"| {name} | {entry['modality']} | {entry['corrected']['n'] if 'corrected' in entry else '–'} "
+            f"| {_percent(failed / total if total else None)} | {primary} | {headline} | {chance} | {normalised} "
+            f"| {_paper_headline(entry)} |"
+        )
+    lines += _language_lines(report)
+    lines += _emotion_lines(report)
+    lines += _ranking_lines(report)
+    return "\n".join(lines) + "\n"
+
+
+def _headlines(entry: dict[str, Any], result: dict[str, Any]) -> list[tuple[str, float | None]]:
+    """(metric, value) of the task's primary metric in `result`; joint tasks: each part's chance headline."""
+    from mmaff.eval.metrics import metric_value
+
+    chance = entry.get("against_chance") or {}
+    if "parts" in chance:
+        return [
+            (f"{part}: {p['metric']}", metric_value(result[part], p["metric"])) for part, p in chance["parts"].items()
+        ]
+    return [(entry["primary"], metric_value(result, entry["primary"]))]
+
+
+def _table(title: str, header: str, align: str, rows: list[str]) -> list[str]:
+    """A markdown section with one table, or nothing when there are no rows."""
+    return ["", f"## {title}", "", header, align, *rows] if rows else []
+
+
+def _language_lines(report: dict[str, Any]) -> list[str]:
+    rows = []
+    for name, entry in report["tasks"].items():
+        per_language = entry.get("corrected", {}).get("per_language")
+        if not per_language:
+            continue
+        for language, result in per_language.items():
+            status = report["parse_status"].get(f"{name}|{language}", {})
+            failed = _percent(status.get("failure_rate"))
+            for metric, value in _headlines(entry, result):
+                rows.append(f"| {name} | {language} | {_parsed_count(status)} | {failed} | {metric} | {_fmt(value)} |")
+        if entry["target_type"] != "joint":
+            macro = entry["corrected"].get("language_macro", {}).get(entry["primary"])
+            rows.append(f"| {name} | macro over languages | | | {entry['primary']} | {_fmt(macro)} |")
+    header = "| task | language | n | parse failed | metric | value |"
+    return _table("Per language", header, "|---|---|---:|---:|---|---:|", rows)
+
+
+def _emotion_lines(report: dict[str, Any]) -> list[str]:
+    rows = []
+    for name, entry in report["tasks"].items():
+        per_emotion = entry.get("corrected", {}).get("per_emotion")
+        if not per_emotion:
+            continue
+        for emotion, r in per_emotion.items():
+            rows.append(f"| {name} | {emotion} | {r['n']} | {_fmt(r.get('pearson'))} | {_fmt(r.get('spearman'))} |")
+        rows.append(f"| {name} | mean of emotions | | {_fmt(entry['corrected'].get('emotion_mean_pearson'))} | |")
+    header = "| task | emotion | n | pearson | spearman |"
+    return _table("Per emotion (EI)", header, "|---|---|---:|---:|---:|", rows)
+
+
+def _ranking_lines(report: dict[str, Any]) -> list[str]:
+    rows = [
+        f"| {name} | {r['covered']} | {_fmt(r['ap_micro'])} | {_fmt(r['auc_micro'])} | {_fmt(r['lrap'])} |"
+        for name, entry in report["tasks"].items()
+        if (r := entry.get("corrected", {}).get("ranking"))
+    ]
+    header = "| task | items | AP-micro | AUC-micro | LRAP |"
+    return _table("Multi-label ranking (label likelihoods)", header, "|---|---:|---:|---:|---:|", rows)
+
+
+# ----------------------------------------------------------------------------------------- model card
+
+
+def eval_results(report: dict[str, Any], *, dataset_id: str | None = None) -> list[EvalResult]:
+    """One Hub `EvalResult` per task: its primary metric, pooled, corrected mode (skipped where undefined)."""
+    from huggingface_hub import EvalResult
+
+    corpus = report["corpus"]
+    split = (report.get("run") or {}).get("split", "test")
+    results = []
+    for name, entry in report["tasks"].items():
+        value = entry.get("primary_value")
+        if value is None:
+            continue
+        results.append(
+            EvalResult(
+                task_type=HUB_TASK_TYPES[entry["modality"]],
+                task_name=f"{name} ({entry['target_type']})",
+                dataset_type=dataset_id or corpus["corpus"],
+                dataset_name=f"{corpus['corpus']} {name}",
+                dataset_config=name,
+                dataset_split=split,
+                dataset_revision=corpus["corpus_sha256"][:12],
+                metric_type=entry["primary"],
+                metric_name=f"{entry['primary']} (corrected mode)",
+                metric_value=round(float(value), 4),
+            )
+        )
+    return results
+
+
+def _model_name(report: dict[str, Any]) -> str:
+    models = list(report["rows"]["models"]) or [((report.get("run") or {}).get("model") or "model")]
+    return Path(models[0]).name if Path(models[0]).exists() else models[0]
+
+
+def model_index_yaml(report: dict[str, Any], *, dataset_id: str | None = None, model_name: str | None = None) -> str:
+    """The ``model-index`` YAML block of a model card, for the run's results."""
+    from huggingface_hub import ModelCardData
+
+    data = ModelCardData(
+        model_name=model_name or _model_name(report), eval_results=eval_results(report, dataset_id=dataset_id)
+    )
+    return data.to_yaml() + "\n"
+
+
+def add_to_model_card(
+    card_path: str | Path, report: dict[str, Any], *, dataset_id: str | None = None, model_name: str | None = None
+) -> None:
+    """Put the run's eval results into a model card's metadata (replacing earlier ones), keeping its text."""
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(card_path)
+    card.data.eval_results = eval_results(report, dataset_id=dataset_id)
+    card.data.model_name = model_name or card.data.model_name or _model_name(report)
+    card.save(card_path)
+
+
+# --------------------------------------------------------------------------------------------- writing
+
+
+def write_reports(
+    out: Path,
+    report: dict[str, Any],
+    scored: dict[str, tuple[list[Item], list[Any]]],
+    tasks: dict[str, EvalTask],
+    *,
+    plots: bool = True,
+) -> list[Path]:
+    """metrics.json, results.md, eval_results.yaml and (unless `plots` is False) plots/ into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    if plots:
+        from mmaff.eval.plots import write_all_plots
+
+        rows = {name: (*scored[name], report["tasks"][name].get("corrected", {})) for name in scored}
+        for name, paths in write_all_plots(out / "plots", tasks, rows, relative_to=out).items():
+            report["tasks"][name]["plots"] = paths
+    written = [out / "metrics.json", out / "results.md", out / "eval_results.yaml"]
+    _write_atomic(written[0], json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    _write_atomic(written[1], results_markdown(report))
+    _write_atomic(written[2], model_index_yaml(report))
+    return written + ([out / "plots"] if plots else [])
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description="Rewrite the reports of a metrics.json; put its results in a model card."
+    )
+    parser.add_argument("--metrics", required=True, help="metrics.json written by mmaff.eval.score")
+    parser.add_argument("--model-card", help="a model card (README.md) whose metadata gets the eval results")
+    parser.add_argument("--dataset-id", help="Hub id of the evaluation corpus (default: the corpus name)")
+    parser.add_argument("--model-name", help="model name in the model-index (default: from the predictions)")
+    args = parser.parse_args(argv)
+    report = json.loads(Path(args.metrics).read_text(encoding="utf-8"))
+    out = Path(args.metrics).parent
+    _write_atomic(out / "results.md", results_markdown(report))
+    _write_atomic(
+        out / "eval_results.yaml", model_index_yaml(report, dataset_id=args.dataset_id, model_name=args.model_name)
+    )
+    print(f"wrote {out / 'results.md'}, {out / 'eval_results.yaml'}")
+    if args.model_card:
+        add_to_model_card(args.model_card, report, dataset_id=args.dataset_id, model_name=args.model_name)
+        print(f"updated the eval results of {args.model_card}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Publishing: model cards and pushes to the Hugging Face Hub."""
