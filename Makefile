@@ -35,6 +35,7 @@ train-smoke: tiny-model  ## CPU end-to-end training: tiny model, bundled corpus,
 
 eval-smoke: tiny-model  ## CPU end-to-end evaluation: tiny model on the bundled test split -> outputs/eval-smoke/
 	test -f $(OUT)/manifest.json || $(MAKE) build-mmaffin
+	rm -rf outputs/eval-smoke  # a fresh run: a file of an earlier run with other decoding would be refused
 	$(BIN)/python -m mmaff.generate --backend hf --model $(TINY_MODEL) --corpus $(OUT) --split test \
 		--out outputs/eval-smoke/predictions.jsonl --batch-size 8
 	$(BIN)/python -m mmaff.likelihood --model $(TINY_MODEL) --corpus $(OUT) --split test \

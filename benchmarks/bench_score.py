@@ -47,7 +47,7 @@ GARBAGE = (
     "0.5 1.5 2.5",
 )
 STAGES = (
-    ("read_predictions", "read predictions"),
+    ("read_replies", "read predictions"),
     ("corpus_items", "read corpus items"),
     ("join", "join (coverage)"),
     ("parse_all", "parse replies"),

@@ -37,9 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmaff.data.rawio import RawFormatError, clean_text, read_csv
-from mmaff.data.schema import Example, Reject, excerpt
-from mmaff.data.stage import BuildContext
+from mmaff.data.builder import BuildContext, Example, RawFormatError, Reject, clean_text, excerpt, read_csv
 
 RATINGS = "ratings.csv"
 RATINGS_HEADER = ["file", "emotion", "agreement", "intensity"]

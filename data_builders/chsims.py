@@ -42,9 +42,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmaff.data.rawio import MissingData, RawFormatError, clean_text, parse_rows, read_csv
-from mmaff.data.schema import Example, Reject, RowError
-from mmaff.data.stage import BuildContext
+from mmaff.data.builder import (
+    BuildContext,
+    Example,
+    MissingData,
+    RawFormatError,
+    Reject,
+    RowError,
+    clean_text,
+    parse_rows,
+    read_csv,
+)
 
 HEADER = ["video_id", "clip_id", "text", "label", "label_T", "label_A", "label_V", "annotation", "mode"]
 LABEL_FILE = "label.csv"

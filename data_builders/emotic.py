@@ -66,10 +66,19 @@ from typing import Any
 
 import numpy as np
 
-from mmaff.data.media import MediaError, check_image, resolve_inside
-from mmaff.data.rawio import MissingData, RawFormatError, clean_text, read_csv
-from mmaff.data.schema import Example, Reject, excerpt
-from mmaff.data.stage import BuildContext
+from mmaff.data.builder import (
+    BuildContext,
+    Example,
+    MediaError,
+    MissingData,
+    RawFormatError,
+    Reject,
+    check_image,
+    clean_text,
+    excerpt,
+    read_csv,
+    resolve_inside,
+)
 
 MAT = "Annotations/Annotations.mat"
 MAT_SPLITS = ("train", "val", "test")

@@ -17,9 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from mmaff.data.rawio import clean_text, read_json_array
-from mmaff.data.schema import Example, Reject, excerpt
-from mmaff.data.stage import BuildContext
+from mmaff.data.builder import BuildContext, Example, Reject, clean_text, excerpt, read_json_array
 
 SUBSETS = ("usual", "virus")
 SOURCE_FILES = {"train": "{}_train.txt", "eval": "{}_eval_labeled.txt", "test": "{}_test_labeled.txt"}

@@ -45,9 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmaff.data.rawio import RawFormatError, clean_text, read_csv
-from mmaff.data.schema import Example, Reject, excerpt
-from mmaff.data.stage import BuildContext
+from mmaff.data.builder import BuildContext, Example, RawFormatError, Reject, clean_text, excerpt, read_csv
 
 SIDE = 48
 PIXELS = SIDE * SIDE

@@ -11,9 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from mmaff.data.rawio import RawFormatError, clean_text, read_csv
-from mmaff.data.schema import Example, Reject, excerpt
-from mmaff.data.stage import BuildContext
+from mmaff.data.builder import BuildContext, Example, RawFormatError, Reject, clean_text, excerpt, read_csv
 
 # a whole unquoted row (text, label ids, comment id): a later line of a multi-line text that looks like it
 # is a row swallowed by a stray quote

@@ -24,9 +24,16 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from mmaff.data.rawio import MissingData, RawFormatError, clean_text, read_csv
-from mmaff.data.schema import Example, Reject, excerpt
-from mmaff.data.stage import BuildContext
+from mmaff.data.builder import (
+    BuildContext,
+    Example,
+    MissingData,
+    RawFormatError,
+    Reject,
+    clean_text,
+    excerpt,
+    read_csv,
+)
 
 SENTINEL = re.compile(r"<extra_id_(\d+)>")
 _SPECIAL = re.compile(r"</s>|<pad>")

@@ -46,9 +46,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmaff.data.rawio import MissingData, RawFormatError, clean_text, parse_rows, read_csv
-from mmaff.data.schema import Example, Reject, RowError
-from mmaff.data.stage import BuildContext
+from mmaff.data.builder import (
+    BuildContext,
+    Example,
+    MissingData,
+    RawFormatError,
+    Reject,
+    RowError,
+    clean_text,
+    parse_rows,
+    read_csv,
+)
 
 HEADER = [
     "Sr No.", "Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID", "Season",

@@ -28,9 +28,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mmaff.data.rawio import MissingData, RawFormatError, clean_text
-from mmaff.data.schema import Example, Reject, excerpt
-from mmaff.data.stage import BuildContext
+from mmaff.data.builder import BuildContext, Example, MissingData, RawFormatError, Reject, clean_text, excerpt
 
 LABELS = ("negative", "neutral", "positive")  # ClassLabel order of the source
 REQUIRED = ("_id", "text", "label", "language")

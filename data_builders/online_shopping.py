@@ -19,9 +19,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from mmaff.data.rawio import RawFormatError, clean_text, content_id, read_csv
-from mmaff.data.schema import Example, Reject, excerpt
-from mmaff.data.stage import BuildContext
+from mmaff.data.builder import BuildContext, Example, RawFormatError, Reject, clean_text, content_id, excerpt, read_csv
 
 CSV_NAME = "online_shopping_10_cats.csv"
 ZIP_NAME = "online_shopping_10_cats.zip"

@@ -44,9 +44,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmaff.data.rawio import MissingData, RawFormatError, clean_text, read_csv, read_lines
-from mmaff.data.schema import Example, Reject, excerpt
-from mmaff.data.stage import BuildContext
+from mmaff.data.builder import (
+    BuildContext,
+    Example,
+    MissingData,
+    RawFormatError,
+    Reject,
+    clean_text,
+    excerpt,
+    read_csv,
+    read_lines,
+)
 
 TSV_PATTERNS = ("samsemo.tsv", "metadata/samsemo.tsv")
 PICKLE_PATTERNS = ("metadata/meta.pkl", "meta.pkl")

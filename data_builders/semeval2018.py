@@ -47,9 +47,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmaff.data.rawio import MissingData, RawFormatError, clean_text, read_tsv
-from mmaff.data.schema import Example, Reject, RowError, excerpt
-from mmaff.data.stage import BuildContext
+from mmaff.data.builder import (
+    BuildContext,
+    Example,
+    MissingData,
+    RawFormatError,
+    Reject,
+    RowError,
+    clean_text,
+    excerpt,
+    read_tsv,
+)
 
 SUBTASK_ORDER = ("E-c", "V-reg", "EI-reg", "EI-oc", "V-oc")  # E-c before V-reg: the joint records need its golds
 SPLIT_ORDER = ("train", "dev", "test")

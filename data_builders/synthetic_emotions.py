@@ -24,9 +24,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from mmaff.data.rawio import clean_text, read_lines
-from mmaff.data.schema import SPLITS, Example, Reject, excerpt
-from mmaff.data.stage import BuildContext
+from mmaff.data.builder import SPLITS, BuildContext, Example, Reject, clean_text, excerpt, read_lines
 
 _TYPES = {"id": str, "text": str, "language": str, "labels": list}
 

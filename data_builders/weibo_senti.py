@@ -14,9 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from mmaff.data.rawio import clean_text, content_id, read_csv
-from mmaff.data.schema import Example, Reject, excerpt
-from mmaff.data.stage import BuildContext
+from mmaff.data.builder import BuildContext, Example, Reject, clean_text, content_id, excerpt, read_csv
 
 CSV_NAME = "weibo_senti_100k.csv"
 HEADER = ["label", "review"]

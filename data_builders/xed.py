@@ -27,9 +27,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from mmaff.data.rawio import clean_text, content_id, read_lines
-from mmaff.data.schema import Example, Reject, excerpt
-from mmaff.data.stage import BuildContext
+from mmaff.data.builder import BuildContext, Example, Reject, clean_text, content_id, excerpt, read_lines
 
 XED_IDS = {1: "anger", 2: "anticipation", 3: "disgust", 4: "fear", 5: "joy", 6: "sadness", 7: "surprise", 8: "trust"}
 _LABELS = re.compile(r"^[1-8](?:\s*,\s*[1-8])*$")

@@ -1,21 +1,15 @@
-"""Qwen2.5-VL-3B supervised fine-tuning on the MMAFFIn corpus: a thin launcher over mmaff.train.sft.main.
+"""Qwen2.5-VL-3B supervised fine-tuning on the MMAFFIn corpus (the body: mmaff.train.launch, mmaff.train.sft).
 
     accelerate launch --config_file ds_configs/accelerate/zero3.yaml recipes/sft_3b.py \
         --config recipes/qwen2.5-vl-3b/sft/config_full.yaml [--field value ...]
 
-Without --config: recipes/qwen2.5-vl-3b/sft/config_full.yaml when several processes train, config_full.yaml for a
-single process. 3B full fine-tuning fits one 80 GB GPU, so full is the default everywhere.
+Without --config: recipes/qwen2.5-vl-3b/sft/config_full.yaml, whether one process or several train: 3B full
+fine-tuning fits one 80 GB GPU, so full is the default everywhere.
 """
 
 from pathlib import Path
 
-from mmaff.workers import stop_with_launcher
-
-stop_with_launcher()  # before the heavy imports: a rank must not outlive a launcher killed meanwhile
-
-from mmaff.train.sft import default_recipe, main  # noqa: E402
-
-RECIPES = Path(__file__).resolve().parent / "qwen2.5-vl-3b" / "sft"
+from mmaff.train.launch import launch
 
 if __name__ == "__main__":
-    main(default_config=default_recipe(RECIPES, single_process="full"))
+    launch(Path(__file__).resolve().parent / "qwen2.5-vl-3b" / "sft", single_process="full")

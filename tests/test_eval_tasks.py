@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from mmaff.data.registry import load_registry
 from mmaff.eval.tasks import TaskError, check_tasks, load_tasks
+from mmaff.paths import TASKS_DIR
 
 REGISTRY = load_registry()
 
@@ -35,19 +38,22 @@ def test_groups_cover_the_modalities_and_the_paper():
         "chsims",
     }  # MMAFFBen's 14 datasets: SemEval counts en/ar/es as three
     assert all(t.paper_compat for t in mmaffben.values())
+    extensions = load_tasks(group="extensions")
+    assert set(extensions) == set(tasks) - set(mmaffben) and not any(t.paper_compat for t in extensions.values())
     assert tasks["semeval2018/EI-reg"].group_by == ("language", "emotion")
     assert tasks["mms/SP"].group_by == ("language",) and tasks["meld/EC"].group_by == ()
 
 
-def test_a_task_that_disagrees_with_the_registry_is_refused(tmp_path):
-    good = load_tasks()["meld/SP"].path.read_text()
+def test_a_malformed_task_or_a_missing_one_is_refused(tmp_path):
+    shutil.copy(TASKS_DIR / "_defaults.yaml", tmp_path / "_defaults.yaml")
     (tmp_path / "meld").mkdir()
-    (tmp_path / "meld" / "SP.yaml").write_text(good.replace("target_type: single", "target_type: real"))
-    with pytest.raises(TaskError, match="disagrees with the registry"):
-        check_tasks(load_tasks(tmp_path), REGISTRY)
-    (tmp_path / "meld" / "SP.yaml").write_text(good.replace("do_sample: false", "do_sample: true"))
-    with pytest.raises(TaskError, match="greedy"):
-        check_tasks(load_tasks(tmp_path), REGISTRY)
-    (tmp_path / "meld" / "SP.yaml").write_text(good)
+    task = tmp_path / "meld" / "SP.yaml"
+    task.write_text("target_type: real\n")  # the registry states it: not a task key
+    with pytest.raises(TaskError, match=r"SP.yaml: unknown key target_type"):
+        load_tasks(tmp_path, registry=REGISTRY)
+    task.write_text("generation: {do_sample: true}\n")
+    with pytest.raises(TaskError, match="do_sample must be false"):
+        load_tasks(tmp_path, registry=REGISTRY)
+    task.write_text("groups: [mmaffben]\n")
     with pytest.raises(TaskError, match="without an eval task"):
-        check_tasks(load_tasks(tmp_path), REGISTRY)
+        check_tasks(load_tasks(tmp_path, registry=REGISTRY), REGISTRY)

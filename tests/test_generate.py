@@ -23,18 +23,18 @@ from helpers import LoopbackJSONServer
 
 from mmaff.data.media import smart_resize
 from mmaff.eval.generate import (
-    MAX_NEW_TOKENS,
     APIError,
     HFGenerator,
     OpenAIChatGenerator,
     Prediction,
     generate,
     generate_data_parallel,
-    max_new_tokens_for,
     prompt_messages,
     shard_path,
+    task_decodings,
 )
 from mmaff.eval.predictions import PredictionFileError, PredictionWriter, done_ids, merge_shards, read_predictions
+from mmaff.eval.tasks import record_task
 
 # ------------------------------------------------------------------------------------------------- fixtures
 
@@ -53,19 +53,23 @@ def _pick(records: list[dict[str, Any]], per_kind: int) -> list[dict[str, Any]]:
 
 # ------------------------------------------------------------------------------------------------ HF backend
 
-SMALL_LIMITS = {name: min(n, 12) for name, n in MAX_NEW_TOKENS.items()}  # the tiny model never stops early
+DECODINGS = task_decodings()  # the task files'
+# greedy, and short: the tiny model never stops early
+SMALL_LIMITS = {
+    name: d.override(max_new_tokens=min(d.max_new_tokens, 12), num_beams=1) for name, d in DECODINGS.items()
+}
 
 
 def test_hf_greedy_outputs_do_not_depend_on_the_batch(varied_model_dir, corpus, test_records) -> None:
     records = _pick(test_records, per_kind=2)
     assert {r["modality"] for r in records} == {"text", "image", "video"}
-    kwargs = {"decoder": "pyav", "max_new_tokens": SMALL_LIMITS, "dtype": "float32", "device": "cpu"}
+    kwargs = {"decoder": "pyav", "decodings": SMALL_LIMITS, "dtype": "float32", "device": "cpu"}
     single = HFGenerator(varied_model_dir, corpus.root, corpus.budget, batch_size=1, **kwargs)
     # batch 4 also counts prompts over 90 tokens: counted, never cut (its outputs must still match batch 1)
     batched = HFGenerator(varied_model_dir, corpus.root, corpus.budget, batch_size=4, max_prompt_tokens=90, **kwargs)
 
     batches = batched.batches(records)
-    assert all(len({r["target_type"] for r in b}) == 1 for b in batches)
+    assert all(len({batched.decoding_of(r) for r in b}) == 1 for b in batches)
     assert any(len({r["modality"] for r in b}) > 1 for b in batches)  # mixed-modality, left-padded batches
     assert max(len(b) for b in batches) == 4
 
@@ -78,7 +82,7 @@ def test_hf_greedy_outputs_do_not_depend_on_the_batch(varied_model_dir, corpus, 
     assert len({p.text for p in one.values()}) >= len(ids) // 2, "outputs barely depend on the input"
     for record in records:
         extra = four[record["id"]].extra
-        assert extra["max_new_tokens"] == SMALL_LIMITS[record["target_type"]]
+        assert extra["max_new_tokens"] == SMALL_LIMITS[record_task(record)].max_new_tokens
         assert extra["prompt_tokens"] == one[record["id"]].extra["prompt_tokens"]
     assert sorted(batched.too_long) == sorted(i for i in ids if four[i].extra["prompt_tokens"] > 90)
     assert batched.too_long and not single.too_long
@@ -113,9 +117,7 @@ def test_hf_beams_return_ranked_lists(varied_model_dir, corpus, test_records) ->
         batch_size=2,
         decoder="pyav",
         device="cpu",
-        num_beams=3,
-        num_return_sequences=3,
-        max_new_tokens={name: 3 for name in MAX_NEW_TOKENS},
+        decodings=task_decodings(max_new_tokens=3, num_beams=3, num_return_sequences=3),
     )
     predictions = [p for batch in generator.predict(records) for p in batch]
     assert [p.id for p in predictions] and all(isinstance(p.text, list) and len(p.text) == 3 for p in predictions)
@@ -412,7 +414,7 @@ def test_openai_client_shapes_requests_and_retries_429_500_and_timeouts(tmp_path
     rows = {r["id"]: r for r in _rows(path)}
     for record in api_records:
         messages = probe.messages(record)
-        limit = max_new_tokens_for(record["target_type"])
+        limit = DECODINGS[record_task(record)].max_new_tokens
         assert rows[record["id"]]["prediction"] == _canned(messages, limit)  # stripped
         assert rows[record["id"]]["backend"] == "openai" and rows[record["id"]]["model"] == "judge-model"
         assert server.payloads[keys[record["id"]]]["max_tokens"] == limit

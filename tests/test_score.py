@@ -9,7 +9,8 @@ import random
 import orjson
 import pytest
 
-from mmaff.eval.score import ScoringError, corpus_items, join, parse_all, read_predictions
+from mmaff.eval.predictions import PredictionFileError
+from mmaff.eval.score import ScoringError, corpus_items, join, parse_all, read_replies
 from mmaff.eval.tasks import load_tasks
 
 TASKS = load_tasks()
@@ -34,7 +35,7 @@ def _write(path, rows):
 def test_gold_answers_cover_every_task_and_parse_strictly(sample_corpus, gold_answers, tmp_path):
     rows = [{"id": i, "prediction": a} for i, a in gold_answers.items()]
     random.Random(0).shuffle(rows)  # order never matters
-    predictions = read_predictions(_write(tmp_path / "p.jsonl", rows))
+    predictions = read_replies(_write(tmp_path / "p.jsonl", rows))
     items = corpus_items(sample_corpus, TASKS)
     assert set(items) == set(gold_answers)
     coverage = join(predictions, items)
@@ -55,13 +56,13 @@ def test_gold_answers_cover_every_task_and_parse_strictly(sample_corpus, gold_an
 def test_duplicated_missing_foreign_and_malformed_ids(sample_corpus, gold_answers, tmp_path):
     items = corpus_items(sample_corpus, TASKS)
     rows = [{"id": i, "prediction": a} for i, a in gold_answers.items()]
-    with pytest.raises(ScoringError, match=r"p\.jsonl:3: duplicate id"):
-        read_predictions(_write(tmp_path / "p.jsonl", rows[:2] + rows[:1]))
-    with pytest.raises(ScoringError, match=r":2: not JSON"):
+    with pytest.raises(PredictionFileError, match=r"p\.jsonl:3: duplicate id"):
+        read_replies(_write(tmp_path / "p.jsonl", rows[:2] + rows[:1]))
+    with pytest.raises(PredictionFileError, match=r":2: corrupt line \(not JSON"):
         (tmp_path / "bad.jsonl").write_text(json.dumps(rows[0]) + "\n{oops\n")
-        read_predictions(tmp_path / "bad.jsonl")
-    with pytest.raises(ScoringError, match=r":1: expected"):
-        read_predictions(_write(tmp_path / "k.jsonl", [{"id": "x", "text": "y"}]))
+        read_replies(tmp_path / "bad.jsonl")
+    with pytest.raises(PredictionFileError, match=r":1: corrupt line \(expected"):
+        read_replies(_write(tmp_path / "k.jsonl", [{"id": "x", "text": "y"}]))
     partial = {r["id"]: r["prediction"] for r in rows[1:]} | {"meld/en/EC/nope": "1. happiness"}
     with pytest.raises(ScoringError, match="1 missing .* 1 unknown"):
         join(partial, items)
@@ -94,7 +95,7 @@ def test_perfect_predictions_score_perfectly_in_both_modes(sample_corpus, gold_a
             assert pooled["pearson"] == pytest.approx(1.0, abs=1e-3), name
         assert ("paper_compat" in entry) == TASKS[name].paper_compat, name
     masive = report["tasks"]["masive/ASI"]["corrected"]["pooled"]
-    assert masive["exact"]["acc@1"] == masive["normalised"]["acc@1"] == 1.0 and masive["languages"] == ["en", "es"]
+    assert masive["acc@1"] == masive["acc@1_normalised"] == 1.0 and masive["languages"] == ["en", "es"]
     assert set(report["tasks"]["mms/SP"]["corrected"]["per_language"]) >= {"en", "de"}
     assert "anger" in report["tasks"]["semeval2018/EI-reg"]["corrected"]["per_emotion"]
 
@@ -127,8 +128,9 @@ def test_generate_then_score_every_test_item_end_to_end(sample_corpus, tiny_mode
     assert report["coverage"]["complete"] and set(report["tasks"]) == set(TASKS)  # every item accounted for
     assert generate(argv).written == 0  # a rerun resumes: nothing left to do, no duplicates
     run = report["run"]
-    assert run["backend"] == "hf" and run["decoding"]["do_sample"] is False and run["decoding"]["num_beams"] == 1
-    assert run["decoding"]["max_new_tokens"]["single"] == 16 and report["run_matches_corpus"] is True
+    assert run["backend"] == "hf" and run["decoding"]["do_sample"] is False and report["run_matches_corpus"] is True
+    assert run["decoding"]["tasks"]["meld/SP"] == {"max_new_tokens": 16, "num_beams": 1, "num_return_sequences": 1,
+                                                   "do_sample": False}  # fmt: skip
     assert (tmp_path / "scores" / "results.md").exists() and (tmp_path / "scores" / "eval_results.yaml").exists()
     plots = [p for entry in report["tasks"].values() for p in entry["plots"]]
     assert plots and all((tmp_path / "scores" / p).stat().st_size > 0 for p in plots)

@@ -39,7 +39,7 @@ from mmaff.data.rawio import MissingData, RawFormatError
 from mmaff.data.registry import REGISTRY_PATH, DatasetSpec, load_registry
 from mmaff.data.schema import SPLITS
 from mmaff.data.stage import MEDIA_DIGESTS, RAW_STATE, build_dataset, raw_files, reflink, sha256_file, stat_key
-from mmaff.data.templates import load_template
+from mmaff.data.templates import load_template, template_sources
 from mmaff.paths import PROJECT_ROOT
 from mmaff.workers import pool_initializer
 
@@ -73,7 +73,7 @@ def _code_fingerprint(spec: DatasetSpec, entry: Entry, style: str, budget: Media
         + sorted((ROOT / "data_builders").glob("*.py"))
         + [ROOT / "data_builders" / "registry.yaml"]
     )
-    sources += sorted((ROOT / "templates" / style).glob("*.yaml"))
+    sources += template_sources(style)  # families, _style.yaml and the _parts/ they include
     for path in sources:
         digest.update(path.name.encode() + path.read_bytes())
     digest.update(repr((entry, style, budget, SCHEMA_VERSION)).encode())

@@ -53,10 +53,6 @@ class VideoInfo:
     width: int
     height: int
 
-    @property
-    def duration(self) -> float:
-        return self.frames / self.fps
-
 
 def resolve_inside(root: Path, relative: str) -> Path:
     """`root/relative`, refusing anything that resolves outside `root` (`../../etc/passwd`, absolute paths, links)."""

@@ -27,7 +27,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-TASKS = ("SP", "SI", "EC", "EI", "VAD", "ASI")
 TARGET_TYPES = ("single", "multi", "real", "ordinal", "vad", "open", "joint")
 MODALITIES = ("text", "image", "video")
 SPLITS = ("train", "validation", "test")

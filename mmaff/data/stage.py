@@ -49,6 +49,7 @@ import xxhash
 from tqdm import tqdm
 
 from mmaff.data import dispositions as disp
+from mmaff.data.builder import GENERATED, BuildContext
 from mmaff.data.facts import Facts, FactsWriter
 from mmaff.data.media import MediaBudget, MediaChecker, MediaError, VideoInfo, extract_frames, resolve_inside
 from mmaff.data.rawio import MissingData
@@ -58,67 +59,12 @@ from mmaff.data.schema import SPLITS, Example, RecordError, Reject, excerpt
 from mmaff.workers import pool_initializer
 
 _SPLIT_CODES = {name: code for code, name in enumerate(SPLITS)}
-GENERATED = "generated"  # refs under this prefix name files the builder wrote into the stage
 MEDIA_BATCH = 64  # examples whose media are checked together across processes
 SHARD_EXAMPLES = 250_000  # examples per output shard; shards are rendered in parallel
 RAW_STATE = "RAW_STATE.json"  # in a stage: what its raw files looked like (see build._cached)
 MEDIA_DIGESTS = "media.sha256"  # in a stage and the corpus: sha256 of every media file
 _FICLONE = 0x40049409  # linux/fs.h: share the source's extents copy-on-write (btrfs, XFS, bcachefs, ...)
 _NO_REFLINK: set[tuple[int, int]] = set()  # (source, target) devices where FICLONE was refused
-
-
-@dataclass
-class BuildContext:
-    """What a builder gets: its raw folder, the subtasks wanted, options, and input-file tracking."""
-
-    spec: DatasetSpec
-    raw_root: Path
-    subtasks: frozenset[str]
-    options: dict[str, Any] = field(default_factory=dict)
-    inputs: dict[str, Path] = field(default_factory=dict)
-    stage: Path | None = None
-
-    @property
-    def raw_dir(self) -> Path:
-        return self.raw_root / self.spec.raw_dir
-
-    def media_ref(self, relative: str) -> str:
-        """Name a raw media file by its path inside the dataset folder, for Example.images / videos. The pipeline
-        checks it (containment, existence, full decode) and copies it into the corpus as media/<dataset>/<ref>."""
-        ref = relative.replace("\\", "/")
-        while ref.startswith("./"):
-            ref = ref[2:]
-        return ref  # anything else, "../" included, is judged by the containment check
-
-    def generated_media(self, subpath: str) -> tuple[Path, str]:
-        """(where to write, ref) for a media file the builder creates, e.g. an image decoded from a CSV."""
-        path = self.stage / "media" / GENERATED / subpath
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path, f"{GENERATED}/{subpath}"
-
-    def wants(self, *subtasks: str) -> bool:
-        return any(s in self.subtasks for s in subtasks)
-
-    def track(self, path: Path) -> str:
-        """Register `path` as an input (hashed into the manifest) and return its name relative to the raw root."""
-        rel = path.relative_to(self.raw_root).as_posix()
-        self.inputs[rel] = path
-        return rel
-
-    def row_examples(self, golds: dict[str, Any], **fields: Any) -> Iterator[Example]:
-        """The records of one raw row that feeds several subtasks: one per wanted subtask, in `golds` order; the
-        first is the row's primary record, the others are derived (`primary=False`) so the row counts once."""
-        # none wanted: still one record, which the pipeline counts as an excluded row rather than losing it
-        wanted = [subtask for subtask in golds if self.wants(subtask)] or [next(iter(golds))]
-        for i, subtask in enumerate(wanted):
-            yield Example(subtask=subtask, gold=golds[subtask], primary=i == 0, **fields)
-
-    def find(self, *patterns: str, required: bool = True) -> list[Path]:
-        """Files under the dataset folder matching any glob pattern, sorted; MissingData if none and required."""
-        found = sorted({p for pattern in patterns for p in self.raw_dir.glob(pattern) if p.is_file()})
-        if required and not found:
-            raise MissingData(f"{self.raw_dir}: no file matches {list(patterns)}")
-        return found
 
 
 @dataclass

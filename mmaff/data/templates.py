@@ -1,33 +1,96 @@
 """Templates as data: `templates/<style>/<family>.yaml` render prompts and answers and declare parsing.
 
-A family file holds `name`, `version`, `changelog`, a `system` prompt, a Jinja `user` prompt and the
-answer format per target type (`answers`) or per task (`parts`, for joint and two-step families). The
-same file drives training prompts (`render_messages`) and evaluation parsing (`Template.parse`).
+A family file holds `name`, `version`, `changelog`, a Jinja `user` prompt and the answer format per target type
+(`answers`) or the tasks its reply is made of (`parts`, for joint and two-step families). What the families of a
+style share is written once: `templates/<style>/_style.yaml` holds the system prompt (a family may set its own),
+the answer formats by name and the reply parts; `templates/<style>/_parts/*.jinja` hold the prompt lines, which
+the `user` prompts include or import through the style's Jinja loader. The same family drives training prompts
+(`render_messages`) and evaluation parsing (`Template.parse`).
 """
 
 from __future__ import annotations
 
 import functools
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.meta
 import orjson
 import yaml
 
 from mmaff.data.answers import Parsed, parse_answer, render_answer
 from mmaff.data.registry import DatasetSpec, Subtask
-from mmaff.paths import TEMPLATES_DIR
+from mmaff.paths import PROJECT_ROOT, TEMPLATES_DIR
 
 DEFAULT_STYLE = "mmaffben"
-_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, autoescape=False)
+STYLE_FILE = "_style.yaml"
 _SENTINELS = ("\x00TEXT-A\x00", "\x00TEXT-B\x00")
 SENTINEL = _SENTINELS[0]
+_USER_PROMPT = " (user prompt)"  # a family's `user` template is named "<family file> (user prompt)" in errors
 
 
 class TemplateError(ValueError):
     pass
+
+
+def _shown(path: str | Path) -> str:
+    """A template file as the project names it (templates/mmaffben/joint.yaml), or whole when elsewhere."""
+    path = Path(path)
+    return str(path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path)
+
+
+def _where(err: jinja2.TemplateError) -> str:
+    """The template file and line an error was raised in: the innermost template frame of its traceback (Jinja
+    rewrites template frames to carry the template's file name and line)."""
+    if isinstance(err, jinja2.TemplateSyntaxError) and err.filename:
+        return f"{_shown(err.filename)}, line {err.lineno}"
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename.endswith((".jinja", _USER_PROMPT))]
+    return f"{_shown(frames[-1].filename)}, line {frames[-1].lineno}" if frames else "a template"
+
+
+class _Prompt(jinja2.Template):
+    """A Jinja template whose rendering errors (undefined variable, missing include) name the file and line."""
+
+    def render(self, *args: Any, **kwargs: Any) -> str:
+        try:
+            return super().render(*args, **kwargs)
+        except jinja2.TemplateError as err:
+            raise TemplateError(f"{_where(err)}: {err.message}") from err
+
+
+@functools.cache
+def _style(root: Path, style: str) -> tuple[jinja2.Environment, dict[str, Any]]:
+    """The Jinja environment of a style (its folder is the loader's root) and its shared `_style.yaml`."""
+    folder = root / style
+    shared = _read_yaml(folder / STYLE_FILE) if (folder / STYLE_FILE).exists() else {}
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folder),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        # an included partial pastes its lines, the last one's newline too (a family's `user` has none: `|-`)
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.template_class = _Prompt
+    env.globals["part_titles"] = {task: part["title"] for task, part in shared.get("parts", {}).items()}
+    return env, shared
+
+
+def template_sources(style: str = DEFAULT_STYLE, root: Path = TEMPLATES_DIR) -> list[Path]:
+    """Every file that decides a style's prompts and answers (families, `_style.yaml`, partials), sorted."""
+    return sorted(p for p in (root / style).rglob("*") if p.is_file() and p.suffix in (".yaml", ".jinja"))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as f:
+        raw = yaml.safe_load(f)
+    if not isinstance(raw, dict):
+        raise TemplateError(f"{_shown(path)}: needs a mapping")
+    return raw
 
 
 @dataclass
@@ -83,19 +146,61 @@ class Template:
 @functools.cache
 def load_template(family: str, style: str = DEFAULT_STYLE, root: Path = TEMPLATES_DIR) -> Template:
     path = root / style / f"{family}.yaml"
-    if not path.exists():
+    if family.startswith("_") or not path.exists():
         raise TemplateError(f"no template {style}/{family} ({path})")
-    with open(path, encoding="utf-8") as f:
-        raw = yaml.safe_load(f)
+    raw = _read_yaml(path)
     if raw.get("name") != family or not isinstance(raw.get("version"), int):
-        raise TemplateError(f"{path}: needs name: {family} and an integer version")
+        raise TemplateError(f"{_shown(path)}: needs name: {family} and an integer version")
+    env, shared = _style(root, style)
+    formats = shared.get("formats", {})
+    answers = {kind: _format(fmt, formats, path) for kind, fmt in raw.get("answers", {}).items()}
+    parts = {task: _part(task, shared.get("parts", {}), formats, path) for task in raw.get("parts", [])}
+    user = _compile(env, raw["user"], path)
+    return Template(style, family, raw["version"], raw.get("system", shared.get("system")), user, answers, parts)
+
+
+def _format(fmt: str | dict[str, Any], formats: dict[str, dict[str, Any]], path: Path) -> dict[str, Any]:
+    """An answer format: a name from `_style.yaml` formats, or written out in the family."""
+    if isinstance(fmt, dict):
+        return fmt
+    if fmt not in formats:
+        raise TemplateError(f"{_shown(path)}: no answer format {fmt!r} in {STYLE_FILE} (known: {sorted(formats)})")
+    return formats[fmt]
+
+
+def _part(task: str, parts: dict[str, Any], formats: dict[str, dict[str, Any]], path: Path) -> dict[str, Any]:
+    if task not in parts:
+        raise TemplateError(f"{_shown(path)}: no part {task!r} in {STYLE_FILE} (known: {sorted(parts)})")
+    declared = parts[task]
+    return {**declared, "formats": {kind: _format(f, formats, path) for kind, f in declared["formats"].items()}}
+
+
+def _compile(env: jinja2.Environment, source: str, path: Path) -> jinja2.Template:
+    """A family's `user` prompt, with every partial it includes or imports found and parsed now."""
+    filename = f"{path}{_USER_PROMPT}"
     try:
-        user = _ENV.from_string(raw["user"])
+        _check_references(env, source, filename, set())
+        code = env.compile(source, name=path.name, filename=filename)
     except jinja2.TemplateSyntaxError as err:
-        raise TemplateError(f"{path}:{err.lineno}: {err.message}") from err
-    return Template(
-        style, family, raw["version"], raw.get("system"), user, raw.get("answers", {}), raw.get("parts", {})
-    )
+        raise TemplateError(f"{_where(err)}: {err.message}") from err
+    return env.template_class.from_code(env, code, env.make_globals(None))
+
+
+def _check_references(env: jinja2.Environment, source: str, filename: str, seen: set[str]) -> None:
+    """Fail on a partial that does not exist, naming the file that asks for it (Jinja would only fail when the
+    line is rendered, maybe never for a branch the bundled corpus does not take)."""
+    for name in jinja2.meta.find_referenced_templates(env.parse(source, filename=filename)):
+        if name is None:
+            raise TemplateError(f"{_shown(filename)}: includes a template by a computed name; write the name out")
+        try:
+            partial, partial_file, _ = env.loader.get_source(env, name)
+        except jinja2.TemplateNotFound:
+            raise TemplateError(
+                f"{_shown(filename)}: includes {name!r}, which is not in {_shown(env.loader.searchpath[0])}"
+            ) from None
+        if name not in seen:
+            seen.add(name)
+            _check_references(env, partial, partial_file, seen)
 
 
 def _part_context(subtask: Subtask) -> dict[str, Any]:

@@ -24,7 +24,8 @@ from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLModel
 from transformers.utils.chat_template_utils import render_jinja_template
 from transformers.video_utils import VideoMetadata
 
-from mmaff.data.media import MediaBudget, VideoInfo, decode_frames, sample_frame_indices
+from mmaff.data.media import MediaBudget
+from mmaff.encode.media_loader import MediaLoader
 
 log = logging.getLogger(__name__)
 
@@ -121,35 +122,6 @@ def budgeted_processors(processor: Any, budget: MediaBudget) -> None:
         cap_pixels_per_frame=True,
         do_sample_frames=False,
     )
-
-
-class MediaLoader:
-    """Media of a corpus record as the processor takes them: images as RGB, videos as the frames the builder
-    sampled (or its pre-extracted PNGs) with the clip's real fps, so temporal positions come out right."""
-
-    def __init__(self, root: str | Path, budget: MediaBudget, decoder: str = "auto") -> None:
-        self.root, self.budget, self.decoder = Path(root), budget, decoder
-
-    def image(self, path: str) -> Image.Image:
-        with Image.open(self.root / path) as image:
-            return image.convert("RGB")
-
-    def video(self, path: str, info: dict[str, Any]) -> tuple[np.ndarray, VideoMetadata]:
-        clip = VideoInfo(info["frames"], info["fps"], info["width"], info["height"])
-        indices = info.get("frame_indices") or sample_frame_indices(clip, self.budget)
-        if info.get("frames_dir"):
-            frames = [
-                np.asarray(Image.open(self.root / info["frames_dir"] / f"{i:06d}.png").convert("RGB")) for i in indices
-            ]
-        else:
-            frames = decode_frames(self.root / path, indices, self.decoder)
-        # The real fps and frame indices give second_per_grid_ts = 2 / sampled fps, i.e. correct temporal positions.
-        return np.stack(frames), VideoMetadata(total_num_frames=clip.frames, fps=clip.fps, frames_indices=indices)
-
-    def load(self, record: dict[str, Any]) -> tuple[list[Image.Image], list[tuple[np.ndarray, VideoMetadata]]]:
-        video_info = [m for m in record["media"] if m["kind"] == "video"]
-        images = [self.image(p) for p in record["images"]]
-        return images, [self.video(p, info) for p, info in zip(record["videos"], video_info)]
 
 
 class SampleEncoder:

@@ -4,8 +4,12 @@ Conventions shared by every backend:
 
 * Prompt: the record's messages without the final assistant turn (the gold answer), rendered with the model's
   chat template and ``add_generation_prompt=True`` (servers apply their own template to the same messages).
-* Decoding: greedy (``do_sample=False``; ``temperature=0`` on servers), no sampling knobs, no repetition
-  penalty, and ``max_new_tokens`` per target type from `MAX_NEW_TOKENS` (one table, used by all backends).
+* Decoding: the task's (`mmaff.eval.tasks`: ``generation`` in `eval/tasks/`, defaults per target type in
+  `eval/tasks/_defaults.yaml`): greedy (``do_sample=False``; ``temperature=0`` on servers) with the task's
+  ``max_new_tokens``, or beam search returning the ``num_return_sequences`` best beams, ranked (MASIVE's Acc@k);
+  no sampling knobs, no repetition penalty. ``--max-new-tokens`` / ``--num-beams`` / ``--num-return-sequences``
+  override every task for a run. The run file records the decoding of each task the run covers, as the backend
+  applies it (servers without beam search give one greedy reply: recorded so).
 * Media: loaded as in training, under the corpus's pixel and frame budgets (the HF backend reuses the training
   `SampleEncoder`: its budgeted processors and its image / video loading with the real-fps `VideoMetadata`).
 * Prompts longer than ``max_prompt_tokens`` are counted and logged, never truncated (MMAFFBen's cutoff cut the
@@ -13,7 +17,7 @@ Conventions shared by every backend:
 * Output: raw text with special tokens skipped, stripped; keyed by record id in a `PredictionWriter` file
   (`mmaff.eval.predictions`), written as soon as its batch finishes, so a rerun resumes where a killed run stopped.
 
-HF batching: records are grouped by target type (so ``max_new_tokens`` is uniform in a batch), sorted by prompt
+HF batching: records are grouped by decoding settings (one ``generate`` call per batch), sorted by prompt
 length inside a group (less padding; longest first, so memory errors surface early), and LEFT-padded; the
 model's mRoPE positions skip the padding (attention mask), so a record's greedy output does not depend on its
 batch: batch 1 and batch N give identical text (checked by the tests on CPU float32; on GPU in bf16, kernels that
@@ -40,15 +44,16 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mmaff.data.media import MediaBudget, smart_resize
-from mmaff.encode.samples import MediaLoader
+from mmaff.encode.media_loader import MediaLoader
 from mmaff.eval.predictions import PredictionWriter, check_run, corpus_fingerprint, done_ids, merge_shards, write_run
+from mmaff.eval.tasks import Decoding, EvalTask, TaskError, load_tasks, record_task
 from mmaff.redact import redact_command, redact_text, redact_url
 
 if TYPE_CHECKING:  # torch / transformers are imported where they are needed (the server client needs neither)
@@ -59,22 +64,38 @@ if TYPE_CHECKING:  # torch / transformers are imported where they are needed (th
 
 log = logging.getLogger(__name__)
 
-# Greedy answers are short; these caps leave room for the answer formats of each target type and nothing else.
-MAX_NEW_TOKENS: dict[str, int] = {
-    "single": 16,  # "3. anger"
-    "multi": 48,  # "1. joy, 8. love, 9. optimism"
-    "real": 12,  # "0.734"
-    "ordinal": 12,  # "2" / "-3"
-    "vad": 40,  # "valence: 0.1, arousal: -0.3, dominance: 0.2"
-    "open": 24,  # a free emotion word or two (MASIVE)
-    "joint": 64,  # several sub-answers in one reply
-}
-DEFAULT_MAX_NEW_TOKENS = 64  # an unknown target type
 DEFAULT_MAX_PROMPT_TOKENS = 4096  # MMAFFBen's cutoff_len: longer prompts are counted, not cut
 
 
-def max_new_tokens_for(target_type: str, table: dict[str, int] | None = None) -> int:
-    return (table or MAX_NEW_TOKENS).get(target_type, DEFAULT_MAX_NEW_TOKENS)
+def task_decodings(
+    tasks: Mapping[str, EvalTask] | None = None,
+    *,
+    max_new_tokens: int | None = None,
+    num_beams: int | None = None,
+    num_return_sequences: int | None = None,
+) -> dict[str, Decoding]:
+    """Task name -> its decoding (the task files' unless `tasks` is given), with a run's overrides (None: the
+    task's) applied to every task."""
+    tasks = load_tasks() if tasks is None else tasks
+    overrides = {
+        "max_new_tokens": max_new_tokens,
+        "num_beams": num_beams,
+        "num_return_sequences": num_return_sequences,
+    }
+    try:
+        return {name: task.generation.override(**overrides) for name, task in tasks.items()}
+    except ValueError as err:
+        raise ValueError(f"decoding overrides {overrides}: {err}") from None
+
+
+def decoding_of(decodings: Mapping[str, Decoding], record: dict[str, Any]) -> Decoding:
+    """The decoding of the record's task."""
+    try:
+        return decodings[record_task(record)]
+    except KeyError:
+        raise TaskError(
+            f"{record['id']}: no eval task {record_task(record)} (eval/tasks/<dataset>/<subtask>.yaml)"
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------------- records
@@ -113,9 +134,29 @@ class Backend(Protocol):
 
     name: str
     model_name: str
-    decoding: dict[str, Any]  # the settings that decide the outputs (recorded in the run file)
+    decoding: dict[str, Any]  # the run-wide settings that decide the outputs (recorded in the run file)
 
     def predict(self, records: Sequence[dict[str, Any]]) -> Iterator[list[Prediction]]: ...
+
+
+def task_settings(backend: Backend, task: str) -> dict[str, Any] | None:
+    """The decoding a generating backend applies to `task` (its ``decoding_for``), for the run file; None for a
+    backend without per-task decoding (label likelihoods)."""
+    decoding_for = getattr(backend, "decoding_for", None)
+    return decoding_for(task) if decoding_for is not None else None
+
+
+def one_reply(decoding: Decoding) -> Decoding:
+    """The decoding of a backend without beam search: greedy, one reply."""
+    return decoding.override(num_beams=1, num_return_sequences=1)
+
+
+def recorded_decoding(asked: Decoding, applied: Decoding, why: str) -> dict[str, Any]:
+    """The run file's entry for a task: the decoding applied, with a note (`why`) where it is not the task's."""
+    settings = applied.as_dict()
+    if applied != asked:
+        settings["note"] = f"the task asks for {asked.num_beams} beams; {why}"
+    return settings
 
 
 # ------------------------------------------------------------------------------------------------ the driver
@@ -230,9 +271,9 @@ def generate_data_parallel(
 
 
 class HFGenerator:
-    """Batched greedy generation with a transformers Qwen2.5-VL checkpoint (see the module docstring).
-
-    ``num_beams`` > 1 with ``num_return_sequences`` = k returns the k best beams, ranked (MASIVE-style Acc@k)."""
+    """Batched generation with a transformers Qwen2.5-VL checkpoint (see the module docstring), each record with
+    its task's decoding (`decodings`: task name -> `Decoding`; the task files' when None). A task with
+    ``num_beams`` > 1 and ``num_return_sequences`` = k gets the k best beams, ranked (MASIVE-style Acc@k)."""
 
     name = "hf"
 
@@ -246,10 +287,8 @@ class HFGenerator:
         dtype: str | torch.dtype = "auto",
         device: str | torch.device | None = None,
         decoder: str = "auto",
-        max_new_tokens: dict[str, int] | None = None,
+        decodings: Mapping[str, Decoding] | None = None,
         max_prompt_tokens: int = DEFAULT_MAX_PROMPT_TOKENS,
-        num_beams: int = 1,
-        num_return_sequences: int = 1,
         prefetch: bool = True,
         attn_implementation: str | None = None,
     ) -> None:
@@ -258,12 +297,9 @@ class HFGenerator:
 
         from mmaff.encode.samples import SampleEncoder
 
-        if num_return_sequences > num_beams:
-            raise ValueError("num_return_sequences must not exceed num_beams (greedy decoding has one answer)")
         self.model_name = str(model_path)
         self.batch_size, self.max_prompt_tokens, self.prefetch = batch_size, max_prompt_tokens, prefetch
-        self.num_beams, self.num_return_sequences = num_beams, num_return_sequences
-        self.max_new_tokens = {**MAX_NEW_TOKENS, **(max_new_tokens or {})}
+        self.decodings = dict(task_decodings() if decodings is None else decodings)
         processor = AutoProcessor.from_pretrained(model_path)
         self.encoder = SampleEncoder(processor, corpus_root, budget, decoder)  # sets the corpus's pixel budgets
         self.tokenizer = processor.tokenizer
@@ -277,10 +313,7 @@ class HFGenerator:
         self.eos_ids = set(eos if isinstance(eos, list) else [eos])
         self.decoding = {
             "do_sample": False,
-            "num_beams": num_beams,
-            "num_return_sequences": num_return_sequences,
             "repetition_penalty": 1.0,
-            "max_new_tokens": self.max_new_tokens,
             "dtype": str(self.model.dtype).removeprefix("torch."),
         }
         self.too_long: list[str] = []
@@ -312,15 +345,22 @@ class HFGenerator:
         return sample
 
     # -- batching ------------------------------------------------------------------------------------------------
+    def decoding_of(self, record: dict[str, Any]) -> Decoding:
+        return decoding_of(self.decodings, record)
+
+    def decoding_for(self, task: str) -> dict[str, Any]:
+        """What the run file records for `task`: its decoding, applied as is."""
+        return self.decodings[task].as_dict()
+
     def batches(self, records: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-        """Batches of one target type each, longest prompts first (ties by id), at most `batch_size` records."""
-        groups: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}
+        """Batches of records with the same decoding, longest prompts first (ties by id), at most `batch_size`."""
+        groups: dict[Decoding, list[tuple[int, str, dict[str, Any]]]] = {}
         for record in records:
             key = (-self.encoder.length(record), record["id"], record)
-            groups.setdefault(record["target_type"], []).append(key)
+            groups.setdefault(self.decoding_of(record), []).append(key)
         batches = []
-        for target_type in sorted(groups):
-            ordered = [record for *_, record in sorted(groups[target_type], key=lambda k: k[:2])]
+        for decoding in sorted(groups):
+            ordered = [record for *_, record in sorted(groups[decoding], key=lambda k: k[:2])]
             batches.extend(ordered[i : i + self.batch_size] for i in range(0, len(ordered), self.batch_size))
         return batches
 
@@ -354,7 +394,7 @@ class HFGenerator:
     def generate_batch(
         self, records: list[dict[str, Any]], samples: list[Sample] | None = None, encode_seconds: float = 0.0
     ) -> list[Prediction]:
-        """Greedy (or beam) decoding of one batch of records of one target type (encoded here unless given)."""
+        """Greedy (or beam) decoding of one batch of records of one decoding (encoded here unless given)."""
         import torch
 
         if samples is None:
@@ -362,14 +402,17 @@ class HFGenerator:
         start = time.perf_counter()
         inputs = self.collate(samples)
         width = inputs["input_ids"].shape[1]
-        limit = max_new_tokens_for(records[0]["target_type"], self.max_new_tokens)
+        decoding = self.decoding_of(records[0])
+        if any(self.decoding_of(r) != decoding for r in records):
+            raise ValueError("a batch must hold records of one decoding (see `batches`)")
+        limit = decoding.max_new_tokens
         with torch.inference_mode():
             out = self.model.generate(
                 **inputs,
                 max_new_tokens=limit,
                 do_sample=False,
-                num_beams=self.num_beams,
-                num_return_sequences=self.num_return_sequences,
+                num_beams=decoding.num_beams,
+                num_return_sequences=decoding.num_return_sequences,
                 temperature=None,
                 top_p=None,
                 top_k=None,
@@ -380,7 +423,7 @@ class HFGenerator:
         with self._tokenizer_lock:
             texts = [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
         seconds = (time.perf_counter() - start + encode_seconds) / len(records)
-        k = self.num_return_sequences
+        k = decoding.num_return_sequences
         predictions = []
         for i, (record, sample) in enumerate(zip(records, samples)):
             finish = "stop" if self.eos_ids.intersection(new[i * k].tolist()) else "length"
@@ -415,6 +458,7 @@ RETRY_STATUS = frozenset({408, 429})  # plus every 5xx
 MAX_SERVER_MESSAGE = 300  # characters of a server's error body kept in errors and logs
 LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 VIDEO_MODES = ("frames", "video_url")
+SERVER_BEAM_SEARCH = ("none", "vllm")  # how a server is asked for beams (OpenAIChatGenerator)
 
 
 def _png_data_url(image: Image.Image) -> str:
@@ -453,8 +497,14 @@ class OpenAIChatGenerator:
     """Client of an OpenAI-compatible ``/v1/chat/completions`` endpoint (OpenAI, vLLM, SGLang, ...).
 
     `base_url` includes the version prefix, as in the OpenAI SDK (``https://api.openai.com/v1``,
-    ``http://localhost:8000/v1``). Requests: the prompt messages with ``temperature: 0`` and ``max_tokens`` per
-    target type; images as PNG data URLs in ``image_url`` parts, resized to the corpus's image budget first.
+    ``http://localhost:8000/v1``). Requests: the prompt messages with ``temperature: 0`` and the ``max_tokens`` of
+    the record's task; images as PNG data URLs in ``image_url`` parts, resized to the corpus's image budget first.
+
+    Beams (`beam_search`): chat completions have no beam search, so by default (``"none"``) a task asking for
+    beams gets one greedy reply (a string, so its Acc@3/5 are not computed), and the run file records that task
+    with ``num_beams: 1`` and a note. ``"vllm"`` sends vLLM's extra parameters ``use_beam_search: true`` and
+    ``n: num_beams`` (vLLM's beam width is ``n``; its choices come best first) and keeps the first
+    ``num_return_sequences`` choices, ranked; other servers reject or ignore those parameters.
 
     Videos (`video_mode`):
 
@@ -494,11 +544,14 @@ class OpenAIChatGenerator:
         max_backoff: float = 60.0,
         video_mode: str = "frames",
         decoder: str = "auto",
-        max_new_tokens: dict[str, int] | None = None,
+        decodings: Mapping[str, Decoding] | None = None,
+        beam_search: str = "none",
         extra_body: dict[str, Any] | None = None,
     ) -> None:
         if video_mode not in VIDEO_MODES:
             raise ValueError(f"video_mode must be one of {VIDEO_MODES}")
+        if beam_search not in SERVER_BEAM_SEARCH:
+            raise ValueError(f"beam_search must be one of {SERVER_BEAM_SEARCH}")
         base_url, user, password = _split_userinfo(base_url)
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model_name = model
@@ -514,14 +567,10 @@ class OpenAIChatGenerator:
         self.media = MediaLoader(corpus_root, self.budget, decoder)
         self.concurrency, self.timeout, self.max_retries = concurrency, timeout, max_retries
         self.backoff, self.max_backoff, self.video_mode = backoff, max_backoff, video_mode
-        self.max_new_tokens = {**MAX_NEW_TOKENS, **(max_new_tokens or {})}
+        self.decodings = dict(task_decodings() if decodings is None else decodings)
+        self.beam_search = beam_search
         self.extra_body = extra_body or {}
-        self.decoding = {
-            "temperature": 0,
-            "max_new_tokens": self.max_new_tokens,
-            "video_mode": video_mode,
-            **self.extra_body,
-        }
+        self.decoding = {"temperature": 0, "video_mode": video_mode, "beam_search": beam_search, **self.extra_body}
         host = urllib.parse.urlsplit(self.url).hostname
         handlers = [urllib.request.ProxyHandler({})] if host in LOOPBACK else []  # a local server: no proxy
         self._opener = urllib.request.build_opener(*handlers, _RefuseRedirects)
@@ -542,7 +591,7 @@ class OpenAIChatGenerator:
             return [{"type": "video_url", "video_url": {"url": f"data:{mime};base64,{data}"}}]
         from PIL import Image
 
-        frames, _ = self.media.video(path, info)
+        frames, _ = self.media.frames(path, info)
         budget = (self.budget.video_min_pixels, self.budget.video_max_pixels)
         return [
             {"type": "image_url", "image_url": {"url": _png_data_url(_budgeted(Image.fromarray(f), *budget))}}
@@ -571,12 +620,25 @@ class OpenAIChatGenerator:
             converted.append({"role": "user", "content": parts})
         return converted
 
+    def applied(self, decoding: Decoding) -> Decoding:
+        """The decoding this client can ask the server for: without server beam search, one greedy reply."""
+        return decoding if self.beam_search == "vllm" else one_reply(decoding)
+
+    def decoding_for(self, task: str) -> dict[str, Any]:
+        """What the run file records for `task`: the decoding applied, and a note where it is not the task's."""
+        asked = self.decodings[task]
+        why = "chat completions have none: one greedy reply (--server-beam-search vllm asks vLLM for beams)"
+        return recorded_decoding(asked, self.applied(asked), why)
+
     def payload(self, record: dict[str, Any]) -> dict[str, Any]:
+        decoding = self.applied(decoding_of(self.decodings, record))
+        beams = {"use_beam_search": True, "n": decoding.num_beams} if decoding.num_beams > 1 else {}
         return {
             "model": self.model_name,
             "messages": self.messages(record),
             "temperature": 0,
-            "max_tokens": max_new_tokens_for(record["target_type"], self.max_new_tokens),
+            "max_tokens": decoding.max_new_tokens,
+            **beams,
             **self.extra_body,
         }
 
@@ -635,12 +697,18 @@ class OpenAIChatGenerator:
     def _prediction(
         self, record: dict[str, Any], answer: dict[str, Any], payload: dict[str, Any], attempts: int, seconds: float
     ) -> Prediction:
+        returned = self.applied(decoding_of(self.decodings, record)).num_return_sequences
         try:
-            choice = answer["choices"][0]
-            text = choice["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError) as err:
+            choices = sorted(answer["choices"], key=lambda c: c.get("index", 0))
+            choice = choices[0]
+            texts = [(c["message"]["content"] or "").strip() for c in choices[:returned]]
+        except (KeyError, IndexError, TypeError, AttributeError) as err:
             shown = self.redact(answer)[:MAX_SERVER_MESSAGE]
             raise APIError(f"{record['id']}: unexpected response from {self.url}: {shown}") from err
+        if len(texts) < returned:
+            raise APIError(
+                f"{record['id']}: asked {self.url} for {returned} ranked replies (use_beam_search), got {len(texts)}"
+            )
         usage = answer.get("usage") or {}
         extra = {
             "finish": choice.get("finish_reason"),
@@ -648,7 +716,7 @@ class OpenAIChatGenerator:
             "prompt_tokens": usage.get("prompt_tokens"),
             "attempts": attempts,
         }
-        return Prediction(record["id"], text.strip(), seconds, extra)
+        return Prediction(record["id"], texts if returned > 1 else texts[0], seconds, extra)
 
     def predict(self, records: Sequence[dict[str, Any]]) -> Iterator[list[Prediction]]:
         """Requests on `concurrency` threads (at most twice that many queued); each answer is yielded when it
@@ -706,13 +774,15 @@ class VLLMGenerator:
     """vLLM's offline engine (GPU only; not installed by requirements.txt, not exercised by the CPU tests).
 
     Same prompts (the model's chat template), media (the corpus's frames with their real-fps metadata, the corpus
-    pixel budgets as processor kwargs) and greedy decoding (``temperature=0``, ``max_tokens`` per target type) as
+    pixel budgets as processor kwargs) and greedy decoding (``temperature=0``, the task's ``max_tokens``) as
     the HF backend; vLLM schedules its own batches (continuous batching), so chunks of `chunk_size` records are
     handed over at once and written when the chunk finishes. Written against vLLM's documented offline API
     (``LLM.generate`` with ``{"prompt", "multi_modal_data"}`` dicts and a list of ``SamplingParams``; videos as
     ``(frames, metadata)`` with ``do_sample_frames=False``), untested here. The image budget is passed as
     ``mm_processor_kwargs``; vLLM applies one processor configuration to every request, so check that its video
-    frames get the corpus's per-frame budget (``prompt_tokens`` in the rows vs. the corpus's ``visual_tokens``)."""
+    frames get the corpus's per-frame budget (``prompt_tokens`` in the rows vs. the corpus's ``visual_tokens``).
+    ``SamplingParams`` has no beam search (vLLM moved it to ``LLM.beam_search``): a task asking for beams gets one
+    greedy reply, and the run file says so."""
 
     name = "vllm"
 
@@ -723,7 +793,7 @@ class VLLMGenerator:
         budget: MediaBudget,
         *,
         decoder: str = "auto",
-        max_new_tokens: dict[str, int] | None = None,
+        decodings: Mapping[str, Decoding] | None = None,
         chunk_size: int = 512,
         max_images: int = 1,
         max_videos: int = 1,
@@ -742,8 +812,8 @@ class VLLMGenerator:
         self.model_name = str(model_path)
         self.processor = AutoProcessor.from_pretrained(model_path)
         self.media = MediaLoader(corpus_root, budget, decoder)
-        self.max_new_tokens = {**MAX_NEW_TOKENS, **(max_new_tokens or {})}
-        self.decoding = {"temperature": 0, "max_new_tokens": self.max_new_tokens}
+        self.decodings = dict(task_decodings() if decodings is None else decodings)
+        self.decoding = {"temperature": 0}
         self.chunk_size = chunk_size
         self.too_long: list[str] = []
         pixels = {"min_pixels": budget.image_min_pixels, "max_pixels": budget.image_max_pixels}
@@ -753,6 +823,10 @@ class VLLMGenerator:
             mm_processor_kwargs={**pixels, **llm_kwargs.pop("mm_processor_kwargs", {})},
             **llm_kwargs,
         )
+
+    def decoding_for(self, task: str) -> dict[str, Any]:
+        asked = self.decodings[task]
+        return recorded_decoding(asked, one_reply(asked), "the offline backend decodes greedily: one reply")
 
     def request(self, record: dict[str, Any]) -> dict[str, Any]:
         prompt = self.processor.apply_chat_template(
@@ -782,9 +856,7 @@ class VLLMGenerator:
             chunk = records[i : i + self.chunk_size]
             start = time.perf_counter()
             params = [
-                self.vllm.SamplingParams(
-                    temperature=0.0, max_tokens=max_new_tokens_for(r["target_type"], self.max_new_tokens)
-                )
+                self.vllm.SamplingParams(temperature=0.0, max_tokens=decoding_of(self.decodings, r).max_new_tokens)
                 for r in chunk
             ]
             outputs = self.llm.generate([self.request(r) for r in chunk], params, use_tqdm=False)
@@ -817,8 +889,16 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--decoder", default="auto", help="video decoder: auto, torchcodec, decord, pyav")
     parser.add_argument("--max-prompt-tokens", type=int, default=DEFAULT_MAX_PROMPT_TOKENS)
-    parser.add_argument("--num-beams", type=int, default=1)
-    parser.add_argument("--num-return-sequences", type=int, default=1)
+    decoding = parser.add_argument_group("decoding", "each task's own (eval/tasks/) unless given: then every task's")
+    decoding.add_argument("--max-new-tokens", type=int)
+    decoding.add_argument("--num-beams", type=int, help="beams (fewer than a task returns: that many returned)")
+    decoding.add_argument("--num-return-sequences", type=int, help="ranked replies (at most --num-beams)")
+    decoding.add_argument(
+        "--server-beam-search",
+        choices=SERVER_BEAM_SEARCH,
+        default="none",
+        help="openai backend: how to ask for a task's beams (none: one greedy reply; vllm: use_beam_search + n)",
+    )
     parser.add_argument("--base-url", default="http://localhost:8000/v1")
     parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
     parser.add_argument("--concurrency", type=int, default=8)
@@ -828,7 +908,17 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def decoding_overrides(args: argparse.Namespace) -> dict[str, int]:
+    """The decoding flags given on the command line (they override every task's setting for the run)."""
+    names = ("max_new_tokens", "num_beams", "num_return_sequences")
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
 def _backend(args: argparse.Namespace, root: Path, budget: MediaBudget) -> Backend:
+    try:
+        decodings = task_decodings(**decoding_overrides(args))
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
     if args.backend == "hf":
         return HFGenerator(
             args.model,
@@ -838,8 +928,7 @@ def _backend(args: argparse.Namespace, root: Path, budget: MediaBudget) -> Backe
             dtype=args.dtype,
             decoder=args.decoder,
             max_prompt_tokens=args.max_prompt_tokens,
-            num_beams=args.num_beams,
-            num_return_sequences=args.num_return_sequences,
+            decodings=decodings,
         )
     if args.backend == "openai":
         return OpenAIChatGenerator(
@@ -853,8 +942,10 @@ def _backend(args: argparse.Namespace, root: Path, budget: MediaBudget) -> Backe
             max_retries=args.max_retries,
             video_mode=args.video_mode,
             decoder=args.decoder,
+            decodings=decodings,
+            beam_search=args.server_beam_search,
         )
-    return VLLMGenerator(args.model, root, budget, decoder=args.decoder)
+    return VLLMGenerator(args.model, root, budget, decoder=args.decoder, decodings=decodings)
 
 
 def run_description(
@@ -863,9 +954,12 @@ def run_description(
     corpus_root: Path,
     argv: Sequence[str] | None = None,
     module: str = "mmaff.generate",
+    records: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """What the run file records: backend, model, corpus build, split, decoding, package versions, command (its
-    secrets redacted: `mmaff.redact`, plus the backend's own API key and password)."""
+    """What the run file records: backend, model, corpus build, split, decoding (run-wide settings and, for a
+    generating backend, ``tasks``: the decoding of each task of `records` as applied), the decoding flags given,
+    package versions, command (its secrets redacted: `mmaff.redact`, plus the backend's own API key and
+    password)."""
     import sys
     from datetime import datetime, timezone
     from importlib.metadata import PackageNotFoundError, version
@@ -881,7 +975,8 @@ def run_description(
         "model": backend.model_name,
         **corpus_fingerprint(corpus_root),
         "split": args.split,
-        "decoding": backend.decoding,
+        "decoding": run_decoding(backend, records),
+        "decoding_overrides": decoding_overrides(args),  # reflected in the decoding of each task
         "endpoint": getattr(backend, "url", None),  # a server may move between resumes: not part of the identity
         "packages": packages,
         "command": redact_command(
@@ -889,6 +984,15 @@ def run_description(
         ),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def run_decoding(backend: Backend, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The backend's run-wide decoding settings, plus ``tasks``: task name -> its decoding, for the tasks of
+    `records` (generating backends only)."""
+    tasks = {name: task_settings(backend, name) for name in sorted({record_task(r) for r in records})}
+    if not tasks or None in tasks.values():
+        return dict(backend.decoding)
+    return {**backend.decoding, "tasks": tasks}
 
 
 def run_data_parallel(
@@ -914,7 +1018,7 @@ def main(argv: Sequence[str] | None = None) -> GenerateReport:
         corpus.root, args.split, datasets=args.datasets, modalities=args.modalities, limit=args.limit
     )
     backend = _backend(args, corpus.root, corpus.budget)
-    run = run_description(args, backend, corpus.root, argv)
+    run = run_description(args, backend, corpus.root, argv, records=records)
     if args.backend == "hf":
         report = run_data_parallel(records, backend, args.out, run)
     else:  # servers and vLLM parallelise themselves: one process

@@ -35,23 +35,46 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
-from sklearn.metrics import average_precision_score, roc_auc_score
-
-from mmaff.data.registry import load_registry
 
 INVALID = "<invalid>"
 """Name of the extra confusion-matrix column that collects invalid (unparsed or out-of-space) predictions."""
 
-SEMEVAL_EC_LABELS: tuple[str, ...] = tuple(sorted(load_registry()["semeval2018"].subtasks["E-c"].label_set.labels))
-"""The 11 SemEval-2018 Task 1 E-c emotions of the registry, in the official gold-file column order (alphabetical);
-neutral = empty set."""
-
 _LRAP_CHUNK = 4096
+
+
+# ---------------------------------------------------------------- the metric registry
+
+
+@dataclass(frozen=True)
+class TargetMetrics:
+    """The scoring function of one target type and the metrics a task file may declare for it. Each declared name
+    is a key of the function's result, so a task's `metrics` / `primary` are read back with no translation."""
+
+    target_type: str
+    function: Callable[..., dict]
+    metrics: tuple[str, ...]
+
+
+METRICS: dict[str, TargetMetrics] = {}
+"""target type -> its scoring function and declarable metric names (filled by `declares`)."""
+
+
+def declares(target_type: str, *metrics: str) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
+    """Register `function` as the scoring function of `target_type`, whose result holds each of `metrics` (the
+    names task files use) as a key."""
+
+    def register(function: Callable[..., dict]) -> Callable[..., dict]:
+        if target_type in METRICS:
+            raise ValueError(f"target type {target_type!r} already has {METRICS[target_type].function.__name__}")
+        METRICS[target_type] = TargetMetrics(target_type, function, metrics)
+        return function
+
+    return register
 
 
 # ---------------------------------------------------------------- helpers
@@ -139,6 +162,7 @@ def _is_number(value: Any) -> bool:
 # ---------------------------------------------------------------- single-label classification
 
 
+@declares("single", "accuracy", "macro_f1", "micro_f1")
 def single_label(gold: Sequence[Hashable], pred: Sequence[Hashable | None], labels: Sequence[Hashable]) -> dict:
     """Single-label classification scores over a FIXED label list.
 
@@ -248,6 +272,7 @@ def _multi_hot_pred(
     return matrix, invalid, int(stray_rows.sum())
 
 
+@declares("multi", "jaccard", "micro_f1", "macro_f1")
 def multi_label(
     gold: Sequence[Iterable[Hashable]],
     pred: Sequence[Iterable[Hashable] | None],
@@ -258,7 +283,7 @@ def multi_label(
     """Multi-label classification scores over a FIXED label list; empty sets (neutral / no emotion) are legal.
 
     Conventions:
-    - ``jaccard_samples`` (SemEval-2018 E-c "accuracy"): mean over items of |G∩P| / |G∪P|, with 1.0 when
+    - ``jaccard`` (sample-wise; SemEval-2018 E-c "accuracy"): mean over items of |G∩P| / |G∪P|, with 1.0 when
       G and P are both empty. This follows the official SemEval-2018 Task 1 scorer
       (``felipebravom/SemEval_2018_Task_1_Eval``, ``utils.evaluate_multilabel``), which called the old
       ``sklearn.metrics.jaccard_similarity_score``; that function set the score of rows with
@@ -296,7 +321,7 @@ def multi_label(
         exact[invalid_mask] = False
     return {
         "n": n,
-        "jaccard_samples": float(jaccard.mean()),
+        "jaccard": float(jaccard.mean()),
         "micro_f1": micro_f,
         "micro_precision": micro_p,
         "micro_recall": micro_r,
@@ -314,44 +339,6 @@ def multi_label(
         "labels": [str(label) for label in labels],
         "per_label": _per_label(labels, prec, rec, f1, y_true.sum(axis=0), y_pred.sum(axis=0)),
     }
-
-
-def semeval_ec_official(
-    gold: Sequence[Iterable[str]],
-    pred: Sequence[Iterable[str] | None],
-    *,
-    labels: Sequence[str] = SEMEVAL_EC_LABELS,
-    none_name: str = "neutral",
-    invalid_as_empty: bool = False,
-) -> dict:
-    """SemEval-2018 Task 1 E-c in the official 11-emotion label space: neutral is the EMPTY set, not a class.
-
-    A thin wrapper over :func:`multi_label`: any ``none_name`` ("neutral") token is removed from gold and
-    predicted lists (so ``["neutral"]`` is the empty set), then sample-Jaccard, micro-F1 and macro-F1 are
-    computed over the 11 emotions with ``zero_division=0`` (the official scorer called ``f1_score`` with
-    the then-default zero_division, which scored 0). Invalid rows are wrong unless ``invalid_as_empty``
-    (the official scorer's own fallback, an all-zero row).
-
-    Differences from MMAFFBen's variant (which belongs to ``paper_compat``, not here): MMAFFBen adds neutral
-    as a 12th column, reports ``jaccard_score(average="weighted")`` as "acc" and macro-F1 with
-    ``zero_division=1``; its numbers are therefore not comparable with SemEval-2018 leaderboards.
-    """
-
-    def is_none(label: Any) -> bool:
-        return isinstance(label, str) and label.lower() == none_name
-
-    def strip_none(row: Iterable[str]) -> Iterable[str]:
-        row = row if isinstance(row, (list, tuple)) else list(row)
-        return [label for label in row if not is_none(label)] if any(map(is_none, row)) else row
-
-    result = multi_label(
-        [strip_none(row) for row in gold],
-        [None if row is None else strip_none(row) for row in pred],
-        labels,
-        invalid_as_empty=invalid_as_empty,
-    )
-    result["label_space"] = "semeval2018_ec_official_11"
-    return result
 
 
 # ---------------------------------------------------------------- correlations
@@ -401,6 +388,7 @@ def _gold_floats(gold: Sequence[Any]) -> np.ndarray:
     return values
 
 
+@declares("real", "pearson", "spearman", "mae")
 def correlation(gold: Sequence[float], pred: Sequence[float | None], *, impute: float | None) -> dict:
     """Pearson (primary), Spearman and MAE between real-valued gold and predictions.
 
@@ -414,6 +402,8 @@ def correlation(gold: Sequence[float], pred: Sequence[float | None], *, impute: 
     - Spearman = Pearson of average ranks (ties get the mean rank), as ``scipy.stats.spearmanr``.
     - ``mae`` = mean |gold - pred| over all items (imputed values included).
     """
+    from scipy.stats import rankdata
+
     n = _check_lengths(gold, pred)
     g = _gold_floats(gold)
     p, invalid = _impute(pred, impute, "correlation")
@@ -432,6 +422,7 @@ def correlation(gold: Sequence[float], pred: Sequence[float | None], *, impute: 
     }
 
 
+@declares("ordinal", "pearson", "accuracy", "macro_f1")
 def ordinal(gold: Sequence[int], pred: Sequence[int | None], classes: Sequence[int], *, impute: float | None) -> dict:
     """Ordinal classification (SemEval-2018 EI-oc, V-oc): Pearson over the integer classes plus accuracy.
 
@@ -466,6 +457,7 @@ def ordinal(gold: Sequence[int], pred: Sequence[int | None], classes: Sequence[i
     }
 
 
+@declares("vad", "pearson_per_dimension", "pearson_mean")
 def vad(
     gold: Sequence[Mapping[str, float]],
     pred: Sequence[Mapping[str, float] | None],
@@ -477,8 +469,9 @@ def vad(
 
     Conventions: a ``None`` prediction makes every dimension of that item invalid; a prediction missing a
     dimension (or with a non-numeric value there) makes that dimension invalid. Invalid values are imputed
-    per dimension with ``impute[dim]`` (train means). ``mean_pearson`` / ``mean_spearman`` are unweighted
-    means over ``dims``; ``invalid`` counts items with at least one invalid dimension.
+    per dimension with ``impute[dim]`` (train means). ``pearson_mean`` / ``spearman_mean`` are unweighted
+    means over ``dims``, ``pearson_per_dimension`` the Pearson of each; ``invalid`` counts items with at least one
+    invalid dimension.
     """
     n = _check_lengths(gold, pred)
     per_dim: dict[str, dict] = {}
@@ -489,8 +482,9 @@ def vad(
     invalid = sum(1 for row in pred if row is None or any(not _is_number(row.get(dim)) for dim in dims))
     return {
         "n": n,
-        "mean_pearson": float(np.mean([per_dim[d]["pearson"] for d in dims])),
-        "mean_spearman": float(np.mean([per_dim[d]["spearman"] for d in dims])),
+        "pearson_mean": float(np.mean([per_dim[d]["pearson"] for d in dims])),
+        "spearman_mean": float(np.mean([per_dim[d]["spearman"] for d in dims])),
+        "pearson_per_dimension": {d: per_dim[d]["pearson"] for d in dims},
         "invalid": invalid,
         "invalid_rate": invalid / n,
         "dims": list(dims),
@@ -593,6 +587,7 @@ def _gold_slots(row: Any) -> list[list[str]]:
     return slots
 
 
+@declares("open", *(f"acc@{k}{match}" for match in ("", "_normalised") for k in (1, 3, 5)))
 def open_vocabulary_at_k(
     gold: Sequence[Sequence[str | Sequence[str]]],
     ranked: Sequence[Sequence[Sequence[str] | str | None] | None],
@@ -609,10 +604,10 @@ def open_vocabulary_at_k(
 
     Scoring (MASIVE ``code/metrics.py::top_k_text``): slot j of item i is a hit if its gold term equals
     slot j of ANY of the top-k outputs (positional: a shorter output misses the later slots); item score =
-    hits / number of slots; Acc@k = mean over items. ``exact`` compares after ``str.strip()`` only (MASIVE's
-    official rule, comparable with its tables); ``normalised`` compares :func:`normalise_term` keys. When
-    fewer than k outputs exist (e.g. greedy decoding gives one), the available ones are used;
-    ``min_outputs`` shows it. ``headline`` names the corrected-mode headline (normalised).
+    hits / number of slots; Acc@k = mean over items. ``acc@k`` compares after ``str.strip()`` only (MASIVE's
+    official rule, comparable with its tables); ``acc@k_normalised`` compares :func:`normalise_term` keys (the
+    corrected-mode headline). When fewer than k outputs exist (e.g. greedy decoding gives one), the available
+    ones are used; ``min_outputs`` shows it.
     """
     n = _check_lengths(gold, ranked)
     ks = sorted(set(int(k) for k in ks))
@@ -650,9 +645,8 @@ def open_vocabulary_at_k(
             normed[a, i] = hit_norm / len(slots)
     return {
         "n": n,
-        "exact": {f"acc@{k}": float(exact[a].mean()) for a, k in enumerate(ks)},
-        "normalised": {f"acc@{k}": float(normed[a].mean()) for a, k in enumerate(ks)},
-        "headline": "normalised",
+        **{f"acc@{k}": float(exact[a].mean()) for a, k in enumerate(ks)},
+        **{f"acc@{k}_normalised": float(normed[a].mean()) for a, k in enumerate(ks)},
         "invalid": invalid,
         "invalid_rate": invalid / n,
         "min_outputs": int(min_outputs or 0),
@@ -700,6 +694,8 @@ def multilabel_ranking(
       invalid item: all its labels get a score below every valid score (it ranks its positives last) and
       it is counted in ``invalid``.
     """
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
     n = _check_lengths(gold, scores)
     index = _label_index(labels)
     y_true = _multi_hot_gold(gold, index)
@@ -812,15 +808,6 @@ def chance_normalised(score: float | None, chance: float) -> float | None:
 
 # ---------------------------------------------------------------- reading a declared metric back
 
-# Task declarations name metrics (eval/tasks/*.yaml `metrics` / `primary`); the result dicts above key them
-# differently or nest them. Names not listed here are top-level keys of the same name.
-_RESULT_KEYS = {
-    "jaccard": "jaccard_samples",
-    "pearson_mean": "mean_pearson",
-    **{f"acc@{k}": f"exact.acc@{k}" for k in (1, 3, 5)},
-    **{f"acc@{k}_normalised": f"normalised.acc@{k}" for k in (1, 3, 5)},
-}
-
 # The metric each target type is put beside its chance level with (`chance_level` is defined for these).
 CHANCE_METRIC = {
     "single": "accuracy",
@@ -834,8 +821,9 @@ CHANCE_METRIC = {
 
 def metric_value(result: Mapping[str, Any], name: str) -> float | None:
     """The value of a declared metric (``"jaccard"``, ``"acc@3_normalised"``, ...) in a result dict, or None when
-    the result does not have it (a metric left undefined, or an Acc@k beyond the beams that were generated)."""
+    the result does not have it (a metric left undefined, an Acc@k beyond the beams that were generated, or a
+    metric that is not one number, such as ``pearson_per_dimension``)."""
     try:
-        return _lookup(result, _RESULT_KEYS.get(name, name))
+        return _lookup(result, name)
     except (KeyError, ValueError):
         return None

@@ -35,6 +35,7 @@ The notebook ran an older scikit-learn (Python 3.10); the calls used here (`f1_s
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import warnings
@@ -88,37 +89,49 @@ __all__ = [
 # indexed 0..len(map)-1, so an id that is not < len(map) can never be set (SAMSEMO's 99).
 
 
-def _frozen(mapping: dict[str, int]) -> Mapping[str, int]:
-    return MappingProxyType(dict(mapping))
+LABEL_MAPS: Mapping[str, tuple[str, str, bool]] = MappingProxyType(
+    {
+        # name: (dataset, subtask, neutral_column)
+        # SemEval-2018 E-c, 11 emotions plus the "0. neutral" column MMAFFBen adds (12 columns).
+        "SEMEVAL_EC_MAP": ("semeval2018", "E-c", False),
+        # SMP2020-EWECT: neutral + 5 emotions (no disgust), 6 columns.
+        "EWECT_MAP": ("ewect", "EC", False),
+        # XED: 8 Plutchik emotions renumbered by MMAFFBen, plus neutral (9 columns).
+        "XED_MAP": ("xed", "EC", False),
+        # EMOTIC: 26 categories in MMAFFBen's order plus a "neutral" column 0 that gold never uses (27 columns).
+        # "doubt/confusion" is a key, but the parser strips "/" before matching, so it can only be set by its number.
+        "EMOTIC_MAP": ("emotic", "EC", True),
+        # FER2013, CFAPS and MELD: neutral + 6 Ekman emotions in MMAFFBen's order (7 columns).
+        "FER2013_MAP": ("fer2013", "EC", False),
+        "CFAPS_MAP": ("cfaps", "EC", False),
+        "MELD_MAP": ("meld", "EC", False),
+        # SAMSEMO: neutral + 6 Ekman + "other emotions" with id 99 -> 8 columns; column 7 is named by no key, and
+        # "other emotions" (a two-word key, id outside range(8)) never sets anything: "99. other emotions" -> all-zero.
+        "SAMSEMO_MAP": ("samsemo", "EC", False),
+    }
+)
+"""The parser maps, by name; each is built from the registry on first use (`label_map`), never at import."""
 
 
-def _mmaffben_map(dataset: str, subtask: str, *, neutral_column: bool = False) -> Mapping[str, int]:
+@functools.cache
+def label_map(name: str) -> Mapping[str, int]:
     """The label set our registry keeps in MMAFFBen's numbering, as a parser map; its `none` answer
     ("0. neutral") is a column, as MMAFFBen makes it, and `neutral_column` adds one where MMAFFBen adds it anyway."""
+    dataset, subtask, neutral_column = LABEL_MAPS[name]
     label_set = load_registry()[dataset].subtasks[subtask].label_set
     columns = {label_set.none["name"]: label_set.none["id"]} if label_set.none else {}
     if neutral_column:
         columns = {"neutral": 0, **columns}
     columns.update(zip(label_set.labels, label_set.ids, strict=True))
-    return _frozen(columns)
+    return MappingProxyType(columns)
 
 
-#: SemEval-2018 E-c, 11 emotions plus the "0. neutral" column MMAFFBen adds (12 columns).
-SEMEVAL_EC_MAP = _mmaffben_map("semeval2018", "E-c")
-#: SMP2020-EWECT: neutral + 5 emotions (no disgust), 6 columns.
-EWECT_MAP = _mmaffben_map("ewect", "EC")
-#: XED: 8 Plutchik emotions renumbered by MMAFFBen, plus neutral (9 columns).
-XED_MAP = _mmaffben_map("xed", "EC")
-#: EMOTIC: 26 categories in MMAFFBen's order plus a "neutral" column 0 that gold never uses (27 columns).
-#: "doubt/confusion" is a key, but the parser strips "/" before matching, so it can only be set by its number.
-EMOTIC_MAP = _mmaffben_map("emotic", "EC", neutral_column=True)
-#: FER2013, CFAPS and MELD: neutral + 6 Ekman emotions in MMAFFBen's order (7 columns).
-FER2013_MAP = _mmaffben_map("fer2013", "EC")
-CFAPS_MAP = _mmaffben_map("cfaps", "EC")
-MELD_MAP = _mmaffben_map("meld", "EC")
-#: SAMSEMO: neutral + 6 Ekman + "other emotions" with id 99 -> 8 columns; column 7 is named by no key, and
-#: "other emotions" (a two-word key, id outside range(8)) never sets anything: "99. other emotions" -> all-zero.
-SAMSEMO_MAP = _mmaffben_map("samsemo", "EC")
+def __getattr__(name: str) -> Any:
+    """`SEMEVAL_EC_MAP`, `EMOTIC_MAP`, ... as module attributes, built on first access."""
+    if name in LABEL_MAPS:
+        return label_map(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: The order in which the notebook slices, prints and saves the four EI emotions.
 EI_EMOTIONS = ("anger", "fear", "joy", "sadness")
@@ -324,7 +337,7 @@ def parse_labels_Ec(text: Any) -> list[int]:
     Quirks kept: a name anywhere suppresses every number; free text with a decimal sets two classes ("I would say
     0.8 intensity" -> neutral + love); "{4}. Fear" and "Joy!" parse; neutral is a 12th column.
     """
-    return _label_list(text, SEMEVAL_EC_MAP)
+    return _label_list(text, label_map("SEMEVAL_EC_MAP"))
 
 
 def parse_labels_EWECT(text: Any) -> list[int]:
@@ -332,12 +345,12 @@ def parse_labels_EWECT(text: Any) -> list[int]:
 
     Quirk kept: a multi-label reply to this single-label task gives a multi-hot row, scored by exact match later.
     """
-    return _label_list(text, EWECT_MAP)
+    return _label_list(text, label_map("EWECT_MAP"))
 
 
 def parse_labels_XED(text: Any) -> list[int]:
     """XED label list (`tools.parse_labels_XED`) -> 9 columns over `XED_MAP`; algorithm of `parse_labels_Ec`."""
-    return _label_list(text, XED_MAP)
+    return _label_list(text, label_map("XED_MAP"))
 
 
 def parse_labels_EMOTIC_emo(text: Any) -> list[int]:
@@ -347,17 +360,17 @@ def parse_labels_EMOTIC_emo(text: Any) -> list[int]:
     only read by number ("16. doubt/confusion" -> {16}), and any other name in the same reply suppresses it
     ("1. happiness, 16. doubt/confusion" -> {1}); column 0 ("neutral") is never in gold and inflates macro-F1.
     """
-    return _label_list(text, EMOTIC_MAP)
+    return _label_list(text, label_map("EMOTIC_MAP"))
 
 
 def parse_labels_FER2013(text: Any) -> list[int]:
     """FER2013 label list (`tools.parse_labels_FER2013`) -> 7 columns over `FER2013_MAP`; as `parse_labels_Ec`."""
-    return _label_list(text, FER2013_MAP)
+    return _label_list(text, label_map("FER2013_MAP"))
 
 
 def parse_labels_CFAPS_emo(text: Any) -> list[int]:
     """CFAPS-EC label list (`tools.parse_labels_CFAPS_emo`) -> 7 columns over `CFAPS_MAP`; as `parse_labels_Ec`."""
-    return _label_list(text, CFAPS_MAP)
+    return _label_list(text, label_map("CFAPS_MAP"))
 
 
 def parse_labels_SAMSEMO(text: Any) -> list[int]:
@@ -367,12 +380,12 @@ def parse_labels_SAMSEMO(text: Any) -> list[int]:
     range(8), so gold "99. other emotions" -> all-zero; column 7 is set only by a bare number 7 in a reply
     without any category name.
     """
-    return _label_list(text, SAMSEMO_MAP)
+    return _label_list(text, label_map("SAMSEMO_MAP"))
 
 
 def parse_labels_MELD_emo(text: Any) -> list[int]:
     """MELD-EC label list (`tools.parse_labels_MELD_emo`) -> 7 columns over `MELD_MAP`; as `parse_labels_Ec`."""
-    return _label_list(text, MELD_MAP)
+    return _label_list(text, label_map("MELD_MAP"))
 
 
 # ====================================================================== metrics
@@ -520,13 +533,18 @@ class PaperCompatTask:
     parser: Callable[[Any], Any]
     metric: Callable[[Any, Any], Any]
     metric_keys: tuple[str, ...]
-    label_map: Mapping[str, int] | None
+    label_map_name: str | None  # a `LABEL_MAPS` name
     notebook_names: Mapping[str, str]
     saved: tuple[str, ...]
     notebook_block: str
     per_emotion: bool = False
     language_scoring: str = ""  # how the notebook splits languages, if at all
+    pooled_languages_note: str = ""  # noted when several languages are pooled that the notebook scores alone
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def label_map(self) -> Mapping[str, int] | None:
+        return None if self.label_map_name is None else label_map(self.label_map_name)
 
 
 _MULTI_KEYS = ("jaccard_weighted", "micro_f1", "macro_f1_zd1")
@@ -540,10 +558,15 @@ _EI_NAMES = {"pearson_mean": "ave", **{f"pearson_{e}": e for e in EI_EMOTIONS}}
 _VAD_KEYS = ("pearson_valence", "pearson_arousal", "pearson_dominance")
 _VAD_NAMES = {"pearson_valence": "V", "pearson_arousal": "A", "pearson_dominance": "D"}
 
-_SEMEVAL_LANG = "scored per language only (separate en/ar/es blocks); the notebook never pools SemEval languages"
+_SEMEVAL_LANG = {
+    "language_scoring": "scored per language only (separate en/ar/es blocks); the notebook never pools SemEval languages",
+    "pooled_languages_note": "top-level metrics pool several SemEval languages; compare per_language instead",
+}
 
 
-def _task(dataset: str, subtask: str, kind: str, parser: Callable, label_map=None, **kw: Any) -> PaperCompatTask:
+def _task(
+    dataset: str, subtask: str, kind: str, parser: Callable, label_map_name: str | None = None, **kw: Any
+) -> PaperCompatTask:
     metric, keys, names = {
         "multi": (acc_and_f1_multilabel, _MULTI_KEYS, _MULTI_NAMES),
         "exact": (exact_match_acc_and_f1, _EXACT_KEYS, _EXACT_NAMES),
@@ -559,7 +582,7 @@ def _task(dataset: str, subtask: str, kind: str, parser: Callable, label_map=Non
         parser=parser,
         metric=metric,
         metric_keys=keys,
-        label_map=label_map,
+        label_map_name=label_map_name,
         notebook_names=MappingProxyType(dict(names)),
         saved=tuple(saved),
         per_emotion=kind == "ei",
@@ -577,7 +600,7 @@ PAPER_COMPAT_TASKS: Mapping[tuple[str, str], PaperCompatTask] = MappingProxyType
                 "ei",
                 get_scores_EIreg,
                 notebook_block="text: SemEval_<lang> cell, df_EIreg, printed under 'EIreg: ave anger fear joy sadness'",
-                language_scoring=_SEMEVAL_LANG,
+                **_SEMEVAL_LANG,
             ),
             _task(
                 "semeval2018",
@@ -585,7 +608,7 @@ PAPER_COMPAT_TASKS: Mapping[tuple[str, str], PaperCompatTask] = MappingProxyType
                 "ei",
                 extract_integers_EIoc,
                 notebook_block="text: SemEval_<lang> cell, df_EIoc, printed under the copy-pasted 'EIreg:' header",
-                language_scoring=_SEMEVAL_LANG,
+                **_SEMEVAL_LANG,
             ),
             _task(
                 "semeval2018",
@@ -594,7 +617,7 @@ PAPER_COMPAT_TASKS: Mapping[tuple[str, str], PaperCompatTask] = MappingProxyType
                 extract_integers_Voc,
                 pearson_name="Voc",
                 notebook_block="text: SemEval_<lang> cell, df_Voc",
-                language_scoring=_SEMEVAL_LANG,
+                **_SEMEVAL_LANG,
             ),
             _task(
                 "semeval2018",
@@ -603,7 +626,7 @@ PAPER_COMPAT_TASKS: Mapping[tuple[str, str], PaperCompatTask] = MappingProxyType
                 get_scores_Vreg,
                 pearson_name="Vreg",
                 notebook_block="text: SemEval_<lang> cell, df_Vreg",
-                language_scoring=_SEMEVAL_LANG,
+                **_SEMEVAL_LANG,
                 notes=("our V-reg gold is on [0, 1], MMAFFBen's prompt asks for [-1, 1]; Pearson is unaffected",),
             ),
             _task(
@@ -611,16 +634,16 @@ PAPER_COMPAT_TASKS: Mapping[tuple[str, str], PaperCompatTask] = MappingProxyType
                 "E-c",
                 "multi",
                 parse_labels_Ec,
-                SEMEVAL_EC_MAP,
+                "SEMEVAL_EC_MAP",
                 notebook_block="text: SemEval_<lang> cell, df_Ec, printed under 'Ec: acc mic-f1 mac-f1'",
-                language_scoring=_SEMEVAL_LANG,
+                **_SEMEVAL_LANG,
             ),
             _task(
                 "ewect",
                 "EC",
                 "exact",
                 parse_labels_EWECT,
-                EWECT_MAP,
+                "EWECT_MAP",
                 saved=("exact_match_accuracy", "macro_f1_zd1"),
                 notebook_block="text: EWECT_usual_test / EWECT_virus_test, scored as two separate blocks",
                 notes=("the notebook scores the usual and virus subsets separately; pass subsets= to match",),
@@ -645,7 +668,7 @@ PAPER_COMPAT_TASKS: Mapping[tuple[str, str], PaperCompatTask] = MappingProxyType
                 "EC",
                 "multi",
                 parse_labels_XED,
-                XED_MAP,
+                "XED_MAP",
                 notebook_block="text: XED_test, pooled over all languages; 'XED: acc mic-f1 mac-f1'",
                 language_scoring="500-row blocks named lang_1..lang_25 -> results/XED_languages.csv",
             ),
@@ -654,7 +677,7 @@ PAPER_COMPAT_TASKS: Mapping[tuple[str, str], PaperCompatTask] = MappingProxyType
                 "EC",
                 "multi",
                 parse_labels_EMOTIC_emo,
-                EMOTIC_MAP,
+                "EMOTIC_MAP",
                 notebook_block="image: EMOTIC_seg_emo_test, 'EMOTIC_emo: acc mic-f1 mac-f1'",
             ),
             _task(
@@ -669,7 +692,7 @@ PAPER_COMPAT_TASKS: Mapping[tuple[str, str], PaperCompatTask] = MappingProxyType
                 "EC",
                 "exact",
                 parse_labels_FER2013,
-                FER2013_MAP,
+                "FER2013_MAP",
                 saved=("exact_match_accuracy", "macro_f1_zd1"),
                 notebook_block="image: FER2013_test, 'FER2013: acc mic-f1 mac-f1'",
             ),
@@ -678,7 +701,7 @@ PAPER_COMPAT_TASKS: Mapping[tuple[str, str], PaperCompatTask] = MappingProxyType
                 "EC",
                 "exact",
                 parse_labels_CFAPS_emo,
-                CFAPS_MAP,
+                "CFAPS_MAP",
                 saved=("exact_match_accuracy", "macro_f1_zd1"),
                 notebook_block="image: CFAPS_emo_test, 'CFAPS_emo: acc mic-f1 mac-f1'",
             ),
@@ -695,7 +718,7 @@ PAPER_COMPAT_TASKS: Mapping[tuple[str, str], PaperCompatTask] = MappingProxyType
                 "EC",
                 "multi",
                 parse_labels_SAMSEMO,
-                SAMSEMO_MAP,
+                "SAMSEMO_MAP",
                 notebook_block="video: SAMSEMO_test (after a left join on the transcript), 'SAMSEMO_macro' = all rows",
                 language_scoring="DE/EN/ES/KO/PL from a transcript join to ./video/Sansemo/test.csv, get_ACCandF1 each",
             ),
@@ -704,7 +727,7 @@ PAPER_COMPAT_TASKS: Mapping[tuple[str, str], PaperCompatTask] = MappingProxyType
                 "EC",
                 "multi",
                 parse_labels_MELD_emo,
-                MELD_MAP,
+                "MELD_MAP",
                 saved=("jaccard_weighted", "macro_f1_zd1"),
                 notebook_block="video: MELD_emo_test, 'MELD_emo: acc mic-f1 mac-f1' (micro printed, not saved)",
             ),
@@ -919,8 +942,8 @@ def score_paper_compat(
         result[f"per_{name}"] = block
     if task.language_scoring:
         result["notes"].append(f"notebook languages: {task.language_scoring}")
-    if dataset == "semeval2018" and len(set(groups.get("language", []))) > 1:
-        result["notes"].append("top-level metrics pool several SemEval languages; compare per_language instead")
+    if task.pooled_languages_note and len(set(groups.get("language", []))) > 1:
+        result["notes"].append(task.pooled_languages_note)
     result["has_nan"] = bool(result["nan_metrics"]) or any(
         b["nan_metrics"] for name in ("language", "subset") for b in result.get(f"per_{name}", {}).values()
     )

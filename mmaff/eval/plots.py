@@ -1,6 +1,6 @@
 """PNG plots for evaluation reports: confusion matrices, predicted-vs-gold views, per-label and per-group bars.
 
-One task's plots from its scored items (`mmaff.eval.score.Item`), the parsed value of each item (None = the reply
+One task's plots from its scored items (`mmaff.eval.items.Item`), the parsed value of each item (None = the reply
 could not be parsed) and the task's corrected-mode result (`mmaff.eval.score.score_corrected`):
 
 * ``single``: confusion matrix over the fixed label list plus an ``invalid`` column (unparsed or out-of-space
@@ -279,7 +279,7 @@ def _per_label_plot(path: Path, title: str, labels: Sequence[Any], counts: np.nd
         right.set_xlabel("F1")
         figure.suptitle(
             f"{title}\nn={pooled.get('n', '?')}, invalid={pooled.get('invalid', '?')}"
-            f" · jaccard {_fmt(pooled.get('jaccard_samples'))} · micro-F1 {_fmt(pooled.get('micro_f1'))}"
+            f" · jaccard {_fmt(pooled.get('jaccard'))} · micro-F1 {_fmt(pooled.get('micro_f1'))}"
         )
 
     return save_png(_render("per_label", n_labels, draw), path)
@@ -436,7 +436,7 @@ def _vad_plot(path: Path, title: str, space: Mapping, gold: Sequence, pred: Sequ
             axes.set_title(f"{dim}: r {_fmt(result.get('pearson'))}, failed={int(invalid.sum())}")
         figure.suptitle(
             f"{title}\nn={len(gold)}, invalid={pooled.get('invalid', '?')} · mean Pearson "
-            f"{_fmt(pooled.get('mean_pearson'))}"
+            f"{_fmt(pooled.get('pearson_mean'))}"
         )
 
     return save_png(_render("vad", len(dims), draw), path)
@@ -562,7 +562,7 @@ def write_task_plots(
 ) -> list[Path]:
     """Write the PNG plots of one task into `out_dir` (created) and return their paths (empty for no items).
 
-    `items` are `mmaff.eval.score.Item`s of the task (gold, label_space, language, emotion), `values[i]` the
+    `items` are `mmaff.eval.items.Item`s of the task (gold, label_space, language, emotion), `values[i]` the
     parsed value of `items[i]` (None = failed parse) and `corrected` the task's `score_corrected` result.
     Files: ``<safe task>.confusion.png`` (single), ``.per_label.png`` (multi), ``.scatter.png`` (real),
     ``.heatmap.png`` (ordinal), ``.vad.png`` (vad), joint parts as ``<safe task>.<part>.<kind>.png``; plus

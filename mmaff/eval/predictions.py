@@ -5,9 +5,10 @@ generated text (or a ranked list of texts for top-k decoding). Items are joined 
 never by position.
 
 Crash safety. Every `PredictionWriter.write` appends whole lines, then flushes and fsyncs, so a killed run loses
-at most the items in flight. A crash in the middle of a write can leave a truncated *last* line: reading ignores
-it (and reports it), and reopening for append cuts it off first. Any other unreadable line, or an id that occurs
-twice, is an error naming the file and line: such a file was not written by this module and is not trusted.
+at most the items in flight. A crash in the middle of a write can leave a truncated *last* line: reading to resume
+ignores it (and reports it), and reopening for append cuts it off first; reading to score (`strict=True`) refuses
+it. Any other unreadable line, or an id that occurs twice, is an error naming the file and line: such a file was
+not written by this module and is not trusted.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 log = logging.getLogger(__name__)
 
 REQUIRED_KEYS = ("id", "prediction")
+_REQUIRED = frozenset(REQUIRED_KEYS)
 
 
 class PredictionFileError(ValueError):
@@ -31,10 +35,11 @@ class PredictionFileError(ValueError):
 
 @dataclass
 class PredictionFile:
-    """A predictions file read back: rows by id (file order), and what was dropped from its end."""
+    """A predictions file read back: rows by id (file order), their line numbers, and what was dropped from its end."""
 
     path: Path
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lines: dict[str, int] = field(default_factory=dict)  # id -> its line number (1-based), for error messages
     good_bytes: int = 0  # length of the prefix made of complete, valid lines
     truncated_tail: bytes = b""  # an unfinished last line (a crash mid-write), ignored
 
@@ -42,24 +47,44 @@ class PredictionFile:
     def ids(self) -> set[str]:
         return set(self.rows)
 
+    def where(self, item_id: str) -> str:
+        """``path:line`` of an id's row."""
+        return f"{self.path}:{self.lines[item_id]}"
+
+
+def _loads(line: bytes) -> Any:
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)  # NaN / Infinity, which json.dumps writes and orjson refuses
+
 
 def _parse(line: bytes) -> dict[str, Any]:
-    row = json.loads(line)
-    if not isinstance(row, dict) or any(key not in row for key in REQUIRED_KEYS) or not isinstance(row["id"], str):
-        raise ValueError(f"not a prediction row (needs {REQUIRED_KEYS}, a string id)")
+    try:
+        row = _loads(line)
+    except ValueError as err:  # json.JSONDecodeError and orjson.JSONDecodeError are ValueErrors
+        raise ValueError(f"not JSON: {err}") from None
+    if not isinstance(row, dict) or not _REQUIRED <= row.keys() or not isinstance(row["id"], str):
+        raise ValueError('expected {"id": str, "prediction": ...}')
     return row
 
 
-def read_predictions(path: str | Path) -> PredictionFile:
-    """Read a predictions file, tolerating a truncated last line (logged); a missing file reads as empty."""
+def read_predictions(path: str | Path, *, strict: bool = False) -> PredictionFile:
+    """Read a predictions file: the one reader of resuming (generate, likelihood, shard merges) and scoring.
+
+    Tolerant (the default, for resuming): a missing file reads as empty, and a truncated last line (a crash
+    mid-write) is ignored and logged. `strict` (for scoring): the file must exist and every line must be a row,
+    the last one included. In both modes any other unreadable line, or an id that occurs twice, is an error
+    naming the file and line."""
     path = Path(path)
     result = PredictionFile(path)
     if not path.exists():
+        if strict:
+            raise PredictionFileError(f"{path}: no such predictions file")
         return result
     data = path.read_bytes()
     lines = data.split(b"\n")
-    last = len(lines) - 1  # after the final "\n" (b"" for a complete file) or an unfinished line
-    first_line: dict[str, int] = {}
+    last = len(lines)  # the line after the final "\n" (b"" for a complete file), or an unfinished line
     offset = 0
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -67,17 +92,18 @@ def read_predictions(path: str | Path) -> PredictionFile:
             continue
         try:
             row = _parse(line)
-        except ValueError as err:  # json.JSONDecodeError is a ValueError
-            if number - 1 == last:
+        except ValueError as err:
+            if number == last and not strict:
                 result.truncated_tail = line
                 log.warning("%s: ignoring a truncated last line (%d bytes): %s", path, len(line), err)
                 break
-            raise PredictionFileError(f"{path}:{number}: corrupt line ({err}): {line[:120]!r}") from err
-        if row["id"] in first_line:
+            unfinished = " (unfinished last line: resume the run that wrote it)" if number == last else ""
+            raise PredictionFileError(f"{path}:{number}: corrupt line ({err}){unfinished}: {line[:120]!r}") from None
+        if row["id"] in result.lines:
             raise PredictionFileError(
-                f"{path}:{number}: duplicate id {row['id']!r} (first on line {first_line[row['id']]})"
+                f"{path}:{number}: duplicate id {row['id']!r} (first on line {result.lines[row['id']]})"
             )
-        first_line[row["id"]] = number
+        result.lines[row["id"]] = number
         result.rows[row["id"]] = row
         offset += len(line) + 1
     result.good_bytes = min(offset, len(data))
@@ -207,18 +233,44 @@ def read_run(predictions: str | Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
+def _split_tasks(decoding: Any) -> tuple[Any, dict[str, Any]]:
+    """A run's decoding without its per-task settings, and those settings (task -> decoding)."""
+    if not isinstance(decoding, dict):
+        return decoding, {}
+    return {k: v for k, v in decoding.items() if k != "tasks"}, dict(decoding.get("tasks") or {})
+
+
+def _decoding_change(earlier: Any, now: Any) -> str | None:
+    """How two runs' decodings differ, or None. Per-task settings are compared on the tasks both runs cover: a
+    resume may cover other datasets, whose tasks have never been generated into the file."""
+    (earlier_rest, earlier_tasks), (rest, tasks) = _split_tasks(earlier), _split_tasks(now)
+    changed = sorted(t for t in set(earlier_tasks) & set(tasks) if earlier_tasks[t] != tasks[t])
+    if earlier_rest != rest:
+        return f"decoding: {earlier_rest!r} -> {rest!r}"
+    if changed:
+        return "; ".join(f"decoding of {t}: {earlier_tasks[t]!r} -> {tasks[t]!r}" for t in changed)
+    return None
+
+
 def check_run(predictions: str | Path, run: dict[str, Any]) -> dict[str, Any]:
-    """`run`, keeping the start time of an earlier run into the same file. Resuming into a file made with other
-    `RUN_IDENTITY` settings (another model, corpus build, split or decoding) is an error: its rows would be
-    scored as one run."""
+    """`run`, keeping the start time of an earlier run into the same file and the decoding of the tasks it
+    covered. Resuming into a file made with other `RUN_IDENTITY` settings (another model, corpus build, split or
+    decoding, including any task's decoding) is an error: its rows would be scored as one run."""
     earlier = read_run(predictions)
     if earlier is None:
         return run
-    differ = [key for key in RUN_IDENTITY if earlier.get(key) != run.get(key)]
+    settings = [key for key in RUN_IDENTITY if key != "decoding"]
+    differ = [f"{k}: {earlier.get(k)!r} -> {run.get(k)!r}" for k in settings if earlier.get(k) != run.get(k)]
+    if (change := _decoding_change(earlier.get("decoding"), run.get("decoding"))) is not None:
+        differ.append(change)
     if differ:
-        details = "; ".join(f"{k}: {earlier.get(k)!r} -> {run.get(k)!r}" for k in differ)
+        details = "; ".join(differ)
         raise PredictionFileError(f"{predictions} holds predictions of another run ({details}); use a new --out")
-    return {**run, "started": earlier.get("started", run.get("started"))}
+    run = {**run, "started": earlier.get("started", run.get("started"))}
+    earlier_tasks, tasks = _split_tasks(earlier.get("decoding"))[1], _split_tasks(run.get("decoding"))[1]
+    if earlier_tasks.keys() - tasks.keys():
+        run["decoding"] = {**run["decoding"], "tasks": dict(sorted({**earlier_tasks, **tasks}.items()))}
+    return run
 
 
 def write_run(predictions: str | Path, run: dict[str, Any]) -> None:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from huggingface_hub import EvalResult
 
-    from mmaff.eval.score import Item
+    from mmaff.eval.items import Item
     from mmaff.eval.tasks import EvalTask
 
 HUB_TASK_TYPES = {"text": "text-classification", "image": "image-classification", "video": "video-classification"}
@@ -69,7 +69,7 @@ def _run_lines(report: dict[str, Any]) -> list[str]:
     models = ", ".join(f"`{m}`" for m in report["rows"]["models"]) or "not recorded"
     lines = [f"- Model: {models}; predictions `{report['predictions']}`"]
     if run:
-        decoding = ", ".join(f"{k}={v}" for k, v in run["decoding"].items() if k != "max_new_tokens")
+        decoding = ", ".join(f"{k}={v}" for k, v in run["decoding"].items() if k not in ("max_new_tokens", "tasks"))
         lines.append(f"- Backend `{run['backend']}`, split `{run['split']}`, decoding: {decoding}")
         match = "yes" if report["run_matches_corpus"] else "NO: the predictions were made on another corpus build"
         lines.append(

@@ -25,29 +25,20 @@ import orjson
 from mmaff.data.answers import Parsed
 from mmaff.data.registry import DatasetSpec, load_registry
 from mmaff.data.templates import load_template
+from mmaff.eval.items import Item, Reply, top_reply
+from mmaff.eval.predictions import (
+    PredictionFile,
+    PredictionFileError,
+    corpus_fingerprint,
+    read_predictions,
+    read_run,
+)
 from mmaff.eval.tasks import EvalTask
 
 
 class ScoringError(ValueError):
-    """Predictions that cannot be joined as given (names the file, line or ids)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Item:
-    """One corpus record reduced to what scoring needs."""
-
-    id: str
-    task: str  # <dataset>/<subtask>
-    language: str
-    gold: Any
-    emotion: str | None
-    template: str  # style/family
-    target_type: str = ""
-    label_space: Any = None
-    answer: str = ""  # the gold answer text (what paper_compat parses as the notebook does)
-
-
-Reply = str | list[str]  # the generated text, or ranked beams (best first) from top-k decoding
+    """Predictions that cannot be joined to the corpus as given (names the ids); an unreadable predictions file is a
+    `PredictionFileError` (names the file and line)."""
 
 
 @dataclass
@@ -67,37 +58,28 @@ class PredictionMeta:
         }
 
 
-def read_predictions(path: str | Path, meta: PredictionMeta | None = None) -> dict[str, Reply]:
-    """id -> raw prediction (text, or a list of ranked beams). Duplicate ids, missing keys or bad JSON are errors
-    naming the line. `meta`, if given, collects the rows' model, backend, finish reason and timing."""
-    predictions: dict[str, Reply] = {}
-    with open(path, "rb") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = orjson.loads(line)
-            except orjson.JSONDecodeError as error:
-                raise ScoringError(f"{path}:{number}: not JSON ({error})") from None
-            if not isinstance(row, dict) or not isinstance(row.get("id"), str) or "prediction" not in row:
-                raise ScoringError(f'{path}:{number}: expected {{"id": str, "prediction": ...}}')
-            if row["id"] in predictions:
-                raise ScoringError(f"{path}:{number}: duplicate id {row['id']!r}")
-            predictions[row["id"]] = _reply(row["prediction"], f"{path}:{number}")
-            if meta is not None:
-                _collect(meta, row)
-    return predictions
+def read_replies(path: str | Path, meta: PredictionMeta | None = None) -> dict[str, Reply]:
+    """id -> raw prediction (text, or a list of ranked beams) of a predictions file, read strictly
+    (`mmaff.eval.predictions.read_predictions`): a bad or unfinished line, a missing key or a duplicate id is an
+    error naming the line. `meta`, if given, collects the rows' model, backend, finish reason and timing."""
+    file = read_predictions(path, strict=True)
+    replies: dict[str, Reply] = {}
+    for item_id, row in file.rows.items():
+        replies[item_id] = _reply(row["prediction"], file, item_id)
+        if meta is not None:
+            _collect(meta, row)
+    return replies
 
 
-def _reply(prediction: Any, where: str) -> Reply:
+def _reply(prediction: Any, file: PredictionFile, item_id: str) -> Reply:
     """A prediction as the model wrote it; anything else (null, a number, an object) would be scored as its JSON
     text, so it is an error instead."""
     if isinstance(prediction, str):
         return prediction
     if isinstance(prediction, list) and all(isinstance(beam, str) for beam in prediction):
         return prediction
-    raise ScoringError(
-        f"{where}: prediction must be a string or a list of strings (beams), got {_json_excerpt(prediction)}"
+    raise PredictionFileError(
+        f"{file.where(item_id)}: prediction must be a string or a list of strings (beams), got {_json_excerpt(prediction)}"
     )
 
 
@@ -115,11 +97,6 @@ def _collect(meta: PredictionMeta, row: dict[str, Any]) -> None:
         meta.truncated.add(row["id"])
     if isinstance(row.get("seconds"), (int, float)):
         meta.seconds += row["seconds"]
-
-
-def top_reply(reply: Reply) -> str:
-    """The reply read as one answer: the best beam of a ranked list."""
-    return reply if isinstance(reply, str) else (reply[0] if reply else "")
 
 
 def corpus_items(corpus_root: str | Path, tasks: dict[str, EvalTask]) -> dict[str, Item]:
@@ -288,14 +265,11 @@ def _open_vocabulary(gold: list, ranked: list, languages: list[str]) -> dict:
         for language, rows in sorted(by_language.items())
     }
     n = len(gold)
-    pooled = {
-        match: {f"acc@{k}": sum(part[match][f"acc@{k}"] * part["n"] for part in parts.values()) / n for k in ks}
-        for match in ("exact", "normalised")
-    }
+    names = [f"acc@{k}{match}" for match in ("", "_normalised") for k in ks]
+    pooled = {name: sum(part[name] * part["n"] for part in parts.values()) / n for name in names}
     return {
         "n": n,
         **pooled,
-        "headline": "normalised",
         "beams": beams,
         "invalid": sum(p["invalid"] for p in parts.values()),
         "languages": sorted(parts),
@@ -423,7 +397,7 @@ def score_paper(task: EvalTask, items: list[Item], predictions: dict[str, Reply]
         task.subtask,
         [top_reply(predictions[i.id]) for i in items],
         [i.answer for i in items],
-        emotions=[i.emotion for i in items] if task.subtask in ("EI-reg", "EI-oc") else None,
+        emotions=[i.emotion for i in items] if "emotion" in task.group_by else None,
         languages=[i.language for i in items] if "language" in task.group_by else None,
     )
 
@@ -480,10 +454,8 @@ def score(
     label_scores: dict[str, dict[str, float]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, tuple[list[Item], list[Any]]]]:
     """metrics.json's content, and per task the scored items with their parsed values (for plots)."""
-    from mmaff.eval.predictions import corpus_fingerprint, read_run
-
     meta = PredictionMeta()
-    predictions = read_predictions(predictions_path, meta)
+    predictions = read_replies(predictions_path, meta)
     items = corpus_items(corpus_root, tasks)
     coverage = join(predictions, items, allow_partial=allow_partial)
     foreign_scores = _foreign_label_scores(label_scores, items, allow_partial)
@@ -594,7 +566,7 @@ def main(argv: list[str] | None = None) -> None:
             allow_partial=args.allow_partial,
             label_scores=label_scores,
         )
-    except ScoringError as error:
+    except (ScoringError, PredictionFileError) as error:
         raise SystemExit(f"error: {error}") from None
     if report["run_matches_corpus"] is False:
         print(

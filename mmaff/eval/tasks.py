@@ -1,15 +1,26 @@
-"""Evaluation tasks as data: `eval/tasks/<dataset>/<subtask>.yaml`, one declaration per dataset x subtask.
+"""Evaluation tasks as data: `eval/tasks/<dataset>/<subtask>.yaml`, one file per registry subtask, holding only
+what differs from the defaults of its target type.
 
-A task says which split to score, which template family parses the replies (the same declaration that wrote the
-training answers), how to generate (greedy, a small `max_new_tokens` per target type), which metrics to report
-and which one is primary, how to group (per language, per emotion) and which groups it belongs to (`all`,
-`text` / `image` / `video`, `mmaffben` for the paper's 14 datasets, `extensions` for ours). The registry stays
-the single source of dataset and subtask names: every task must name a registry subtask and every registry
-subtask must have a task (`check_tasks`).
+A task is built in layers, each overriding the one before (``generation`` merged key by key, lists replaced):
+
+1. ``every`` in `eval/tasks/_defaults.yaml` (split, greedy decoding, no grouping);
+2. the section of the task's target type in the same file (``max_new_tokens``, metrics, primary);
+3. the files named by the task's ``include:`` (relative to the task file; lm-eval style), in order;
+4. the task file itself.
+
+Files whose name starts with ``_`` are fragments to include, not tasks. The registry stays the single source of
+dataset and subtask names, modality, target type and template family: the task's name is its path, the rest is
+read from the registry (`load_tasks` refuses a file that names no registry subtask; `check_tasks` refuses a
+registry subtask without a file). Groups: every task is in ``all`` and its modality; a file states the other
+groups it belongs to (``groups: [mmaffben]`` for the paper's 14 datasets, the one place that list is written),
+and a task outside ``mmaffben`` is in ``extensions``. A ``mmaffben`` task is also scored in `paper_compat` mode.
+Unknown keys anywhere are errors naming the file and the key.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +29,13 @@ import yaml
 
 from mmaff.data.registry import DatasetSpec, load_registry
 from mmaff.paths import TASKS_DIR
+
+DEFAULTS_FILE = "_defaults.yaml"
+EVERY = "every"  # the defaults section shared by all target types
+PAPER_GROUP = "mmaffben"  # MMAFFBen's tasks: scored in paper_compat mode too
+EXTENSIONS_GROUP = "extensions"  # every task outside PAPER_GROUP
+MODALITIES = ("text", "image", "video")
+DERIVED_GROUPS = frozenset({"all", EXTENSIONS_GROUP, *MODALITIES})
 
 METRICS_BY_TARGET = {
     "single": {"accuracy", "macro_f1", "micro_f1"},
@@ -29,25 +47,55 @@ METRICS_BY_TARGET = {
     "joint": {"per_part"},
 }
 GROUP_KEYS = {"language", "emotion"}
-FIELDS = {
-    "task",
-    "dataset",
-    "subtask",
-    "modality",
-    "split",
-    "target_type",
-    "template",
-    "generation",
-    "metrics",
-    "primary",
-    "group_by",
-    "groups",
-    "paper_compat",
-}
+TASK_KEYS = {"include", "split", "generation", "metrics", "primary", "group_by", "groups"}
+DEFAULT_KEYS = TASK_KEYS - {"include"}
 
 
 class TaskError(ValueError):
-    """A task declaration that is malformed or disagrees with the registry (names the file)."""
+    """A task declaration that is malformed or disagrees with the registry (names the file and the key)."""
+
+
+@dataclass(frozen=True, order=True)
+class Decoding:
+    """How a task's replies are generated: greedy (``do_sample`` false), or beam search returning the
+    ``num_return_sequences`` best beams, ranked (MASIVE's Acc@k), each at most ``max_new_tokens`` long."""
+
+    max_new_tokens: int
+    num_beams: int = 1
+    num_return_sequences: int = 1
+    do_sample: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("max_new_tokens", "num_beams", "num_return_sequences"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if self.do_sample is not False:
+            raise ValueError("do_sample must be false: evaluation decodes greedily (or with beams)")
+        if self.num_return_sequences > self.num_beams:
+            raise ValueError(
+                f"num_return_sequences {self.num_return_sequences} > num_beams {self.num_beams} "
+                "(greedy decoding has one answer)"
+            )
+
+    def override(
+        self,
+        max_new_tokens: int | None = None,
+        num_beams: int | None = None,
+        num_return_sequences: int | None = None,
+    ) -> Decoding:
+        """These settings with a run's overrides (None: keep). Fewer beams than the task returns lower the
+        number returned to the number of beams unless `num_return_sequences` is given too."""
+        returned = num_return_sequences or min(self.num_return_sequences, num_beams or self.num_beams)
+        return dataclasses.replace(
+            self,
+            max_new_tokens=max_new_tokens or self.max_new_tokens,
+            num_beams=num_beams or self.num_beams,
+            num_return_sequences=returned,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -59,46 +107,137 @@ class EvalTask:
     split: str
     target_type: str
     template: str
-    generation: dict[str, Any]
+    generation: Decoding
     metrics: tuple[str, ...]
     primary: str
     group_by: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
-    paper_compat: bool = False
     path: Path = field(default=Path(), compare=False)
 
+    @property
+    def paper_compat(self) -> bool:
+        """MMAFFBen's notebook scores this task: report the paper-compatible mode as well."""
+        return PAPER_GROUP in self.groups
 
-def _read(path: Path) -> EvalTask:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict) or set(data) != FIELDS:
-        missing, extra = FIELDS - set(data or {}), set(data or {}) - FIELDS
-        raise TaskError(f"{path}: fields missing {sorted(missing)}, unknown {sorted(extra)}")
+
+# ------------------------------------------------------------------------------------------------ reading
+
+
+def _read_mapping(path: Path, allowed: set[str], where: str = "") -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise TaskError(f"{path}: {err}") from None
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise TaskError(f"{path}: {where or 'the file'} must be a mapping of keys")
+    _check_keys(path, data, allowed, where)
+    return data
+
+
+def _check_keys(path: Path, data: Mapping[str, Any], allowed: set[str], where: str = "") -> None:
+    prefix = f"{where}." if where else ""
+    for key in data:
+        if key not in allowed:
+            raise TaskError(f"{path}: unknown key {prefix}{key} (allowed: {sorted(allowed)})")
+    generation = data.get("generation")
+    if generation is not None:
+        if not isinstance(generation, dict):
+            raise TaskError(f"{path}: {prefix}generation must be a mapping")
+        known = {f.name for f in dataclasses.fields(Decoding)}
+        for key in generation:
+            if key not in known:
+                raise TaskError(f"{path}: unknown key {prefix}generation.{key} (allowed: {sorted(known)})")
+
+
+def _merge(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
+    merged = {**base, **{k: v for k, v in layer.items() if k not in ("generation", "include")}}
+    merged["generation"] = {**base.get("generation", {}), **layer.get("generation", {})}
+    return merged
+
+
+def _with_includes(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The file's settings over those of its includes (in order, each with its own includes)."""
+    if path in seen:
+        raise TaskError(f"{path}: include cycle {' -> '.join(str(p) for p in (*seen, path))}")
+    data = _read_mapping(path, TASK_KEYS)
+    includes = data.get("include", [])
+    includes = [includes] if isinstance(includes, str) else includes
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise TaskError(f"{path}: include must be a file name or a list of them")
+    merged: dict[str, Any] = {}
+    for name in includes:
+        included = (path.parent / name).resolve()
+        if not included.is_file():
+            raise TaskError(f"{path}: include {name}: no such file ({included})")
+        merged = _merge(merged, _with_includes(included, (*seen, path)))
+    return _merge(merged, data)
+
+
+def load_defaults(root: Path = TASKS_DIR) -> dict[str, dict[str, Any]]:
+    """`_defaults.yaml`: section ``every`` and one section per target type, with the settings they give."""
+    path = root / DEFAULTS_FILE
+    data = _read_mapping(path, {EVERY, *METRICS_BY_TARGET})
+    for section, settings in data.items():
+        if not isinstance(settings, dict):
+            raise TaskError(f"{path}: {section} must be a mapping of keys")
+        _check_keys(path, settings, DEFAULT_KEYS, section)
+    return data
+
+
+def _groups(path: Path, stated: Any, modality: str) -> tuple[str, ...]:
+    if not isinstance(stated, list) or not all(isinstance(g, str) for g in stated):
+        raise TaskError(f"{path}: groups must be a list of group names")
+    if derived := sorted(DERIVED_GROUPS.intersection(stated)):
+        raise TaskError(f"{path}: groups: {derived} are derived (all, the modality, extensions), not stated")
+    extension = () if PAPER_GROUP in stated else (EXTENSIONS_GROUP,)
+    return ("all", modality, *stated, *extension)
+
+
+def _task(path: Path, root: Path, defaults: Mapping[str, Any], registry: Mapping[str, DatasetSpec]) -> EvalTask:
+    relative = path.relative_to(root)
+    dataset, subtask = relative.parent.as_posix(), relative.stem
+    spec = registry.get(dataset)
+    if spec is None or subtask not in spec.subtasks:
+        raise TaskError(f"{path}: {dataset}/{subtask} is not a registry subtask (eval/tasks/<dataset>/<subtask>.yaml)")
+    target_type = spec.subtasks[subtask].target_type
+    settings = _merge(_merge(defaults.get(EVERY, {}), defaults.get(target_type, {})), _with_includes(path))
+    missing = sorted({"split", "metrics", "primary", "group_by", "groups"} - set(settings))
+    if missing or "max_new_tokens" not in settings["generation"]:
+        raise TaskError(f"{path}: no value for {missing or ['generation.max_new_tokens']} (nor in {DEFAULTS_FILE})")
+    try:
+        generation = Decoding(**settings["generation"])
+    except ValueError as err:
+        raise TaskError(f"{path}: generation: {err}") from None
     return EvalTask(
-        name=data["task"],
-        dataset=data["dataset"],
-        subtask=str(data["subtask"]),
-        modality=data["modality"],
-        split=data["split"],
-        target_type=data["target_type"],
-        template=data["template"],
-        generation=dict(data["generation"]),
-        metrics=tuple(data["metrics"]),
-        primary=data["primary"],
-        group_by=tuple(data["group_by"]),
-        groups=tuple(data["groups"]),
-        paper_compat=bool(data["paper_compat"]),
+        name=f"{dataset}/{subtask}",
+        dataset=dataset,
+        subtask=subtask,
+        modality=spec.modality,
+        split=str(settings["split"]),
+        target_type=target_type,
+        template=spec.subtasks[subtask].template,
+        generation=generation,
+        metrics=tuple(settings["metrics"]),
+        primary=settings["primary"],
+        group_by=tuple(settings["group_by"]),
+        groups=_groups(path, settings["groups"], spec.modality),
         path=path,
     )
 
 
-def load_tasks(root: Path = TASKS_DIR, group: str | None = None) -> dict[str, EvalTask]:
+def task_files(root: Path = TASKS_DIR) -> list[Path]:
+    """The task files under `root`: `<dataset>/<subtask>.yaml`, fragments (``_*.yaml``) left out."""
+    return sorted(p for p in root.rglob("*.yaml") if not p.name.startswith("_"))
+
+
+def load_tasks(
+    root: Path = TASKS_DIR, group: str | None = None, registry: Mapping[str, DatasetSpec] | None = None
+) -> dict[str, EvalTask]:
     """Every task under `root` (or those of `group`), keyed `<dataset>/<subtask>`, in name order."""
-    tasks = {}
-    for path in sorted(root.rglob("*.yaml")):
-        task = _read(path)
-        if task.name in tasks:
-            raise TaskError(f"{path}: task {task.name} is also declared in {tasks[task.name].path}")
-        tasks[task.name] = task
+    registry = registry if registry is not None else load_registry()
+    defaults = load_defaults(root)
+    tasks = {task.name: task for task in (_task(p, root, defaults, registry) for p in task_files(root))}
     if group is not None:
         tasks = {k: t for k, t in tasks.items() if group in t.groups}
         if not tasks:
@@ -106,35 +245,35 @@ def load_tasks(root: Path = TASKS_DIR, group: str | None = None) -> dict[str, Ev
     return tasks
 
 
-def _check_one(task: EvalTask, registry: dict[str, DatasetSpec]) -> None:
+def tasks_in_group(group: str, root: Path = TASKS_DIR) -> tuple[str, ...]:
+    """Names of the tasks in `group` (e.g. ``mmaffben``, whose list is the ``groups`` key of the task files)."""
+    return tuple(load_tasks(root, group))
+
+
+def record_task(record: Mapping[str, Any]) -> str:
+    """The name of the task a corpus record belongs to."""
+    return f"{record['dataset']}/{record['subtask']}"
+
+
+# ----------------------------------------------------------------------------------------------- checking
+
+
+def _check_one(task: EvalTask) -> None:
     where = task.path
-    spec = registry.get(task.dataset)
-    if spec is None or task.subtask not in spec.subtasks:
-        raise TaskError(f"{where}: {task.dataset}/{task.subtask} is not a registry subtask")
-    subtask = spec.subtasks[task.subtask]
-    expected = {
-        "task": f"{task.dataset}/{task.subtask}",
-        "modality": spec.modality,
-        "target_type": subtask.target_type,
-        "template": subtask.template,
-    }
-    actual = {"task": task.name, "modality": task.modality, "target_type": task.target_type, "template": task.template}
-    if actual != expected:
-        raise TaskError(f"{where}: {actual} disagrees with the registry {expected}")
     allowed = METRICS_BY_TARGET[task.target_type]
     if not set(task.metrics) <= allowed or task.primary not in task.metrics:
         raise TaskError(f"{where}: metrics {task.metrics} / primary {task.primary} not in {sorted(allowed)}")
-    if not set(task.group_by) <= GROUP_KEYS or {"all", task.modality} - set(task.groups):
-        raise TaskError(f"{where}: group_by must be within {sorted(GROUP_KEYS)}; groups must include all + modality")
-    if task.generation.get("do_sample", False) or not task.generation.get("max_new_tokens"):
-        raise TaskError(f"{where}: generation must be greedy with a max_new_tokens")
+    if not set(task.group_by) <= GROUP_KEYS:
+        raise TaskError(f"{where}: group_by {task.group_by} must be within {sorted(GROUP_KEYS)}")
+    if task.target_type != "open" and task.generation.num_return_sequences > 1:
+        raise TaskError(f"{where}: generation: only open-vocabulary tasks are scored on ranked replies")
 
 
-def check_tasks(tasks: dict[str, EvalTask], registry: dict[str, DatasetSpec] | None = None) -> None:
-    """Every task matches the registry, and every registry subtask has exactly one task."""
-    registry = registry or load_registry()
+def check_tasks(tasks: dict[str, EvalTask], registry: Mapping[str, DatasetSpec] | None = None) -> None:
+    """Every task has known metrics and groupings, and every registry subtask has exactly one task."""
+    registry = registry if registry is not None else load_registry()
     for task in tasks.values():
-        _check_one(task, registry)
+        _check_one(task)
     wanted = {f"{key}/{name}" for key, spec in registry.items() for name in spec.subtasks}
     if missing := sorted(wanted - set(tasks)):
         raise TaskError(f"registry subtasks without an eval task: {missing} (add eval/tasks/<dataset>/<subtask>.yaml)")

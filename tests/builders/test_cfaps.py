@@ -7,9 +7,9 @@ from PIL import Image
 
 from data_builders import cfaps
 from mmaff.data.build import SAMPLE_RAW
+from mmaff.data.builder import BuildContext
 from mmaff.data.rawio import MissingData, RawFormatError
 from mmaff.data.schema import Example, Reject
-from mmaff.data.stage import BuildContext
 
 FIXTURE = SAMPLE_RAW / "cfaps"
 # source id -> picture path inside cfaps/, for the pictures with a kept EC record

@@ -9,8 +9,8 @@ from PIL import Image
 
 from data_builders import emotic
 from mmaff.data.build import SAMPLE_RAW
+from mmaff.data.builder import BuildContext
 from mmaff.data.rawio import MissingData, RawFormatError
-from mmaff.data.stage import BuildContext
 
 SAMPLE = SAMPLE_RAW / "emotic"
 MAT = "emotic/Annotations/Annotations.mat"

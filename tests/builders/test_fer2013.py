@@ -8,9 +8,9 @@ from PIL import Image
 
 from data_builders import fer2013
 from mmaff.data.build import SAMPLE_RAW
+from mmaff.data.builder import BuildContext
 from mmaff.data.rawio import RawFormatError
 from mmaff.data.schema import Example, Reject
-from mmaff.data.stage import BuildContext
 
 FIXTURE = SAMPLE_RAW / "fer2013"
 KAGGLE = ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"]

@@ -3,9 +3,9 @@ from helpers import assert_accounting, build_datasets, registry_spec
 
 from data_builders import masive
 from mmaff.data.build import SAMPLE_RAW
+from mmaff.data.builder import BuildContext
 from mmaff.data.rawio import MissingData, RawFormatError
 from mmaff.data.schema import Example, Reject
-from mmaff.data.stage import BuildContext
 from mmaff.data.templates import load_template
 
 ACCEPTED = {

@@ -7,7 +7,7 @@ from split_bands import assert_seeded_splits
 
 from data_builders import mms
 from mmaff.data.build import SAMPLE_RAW, BuildError
-from mmaff.data.stage import BuildContext
+from mmaff.data.builder import BuildContext
 
 PARQUET = "train-00000-of-00001.parquet"
 FEATURES = {"negative": 0, "neutral": 1, "positive": 2}

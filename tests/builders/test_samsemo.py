@@ -7,8 +7,8 @@ from helpers import assert_accounting, build_datasets, registry_spec
 
 from data_builders import samsemo
 from mmaff.data.build import SAMPLE_RAW
+from mmaff.data.builder import BuildContext
 from mmaff.data.rawio import MissingData, RawFormatError
-from mmaff.data.stage import BuildContext
 
 SAMPLE = SAMPLE_RAW / "samsemo"
 TSV = "samsemo/samsemo.tsv"

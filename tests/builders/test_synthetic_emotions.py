@@ -8,9 +8,9 @@ from split_bands import assert_seeded_splits
 
 from data_builders import synthetic_emotions
 from mmaff.data.build import SAMPLE_RAW
+from mmaff.data.builder import BuildContext
 from mmaff.data.rawio import MissingData
 from mmaff.data.schema import Example, Reject
-from mmaff.data.stage import BuildContext
 from mmaff.data.templates import load_template
 
 

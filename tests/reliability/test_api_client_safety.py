@@ -76,7 +76,8 @@ def _record(number: int) -> dict[str, Any]:
 
     return {
         "id": f"toy/test/{number}",
-        "dataset": "toy",
+        "dataset": "meld",  # a task's record: generation takes its decoding from eval/tasks/meld/SP.yaml
+        "subtask": "SP",
         "modality": "text",
         "target_type": "single",
         "images": [],

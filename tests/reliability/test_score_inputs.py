@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from mmaff.eval.score import ScoringError, read_predictions
+from mmaff.eval.predictions import PredictionFileError
+from mmaff.eval.score import read_replies
 
 NOT_TEXT = [
     (None, "null"),
@@ -32,11 +33,11 @@ def test_non_text_prediction_is_an_error_naming_the_line(tmp_path, prediction, s
         {"id": "c", "prediction": prediction},
     ]
     path = _write_lines(tmp_path / "p.jsonl", rows)
-    with pytest.raises(ScoringError) as caught:
-        read_predictions(path)
+    with pytest.raises(PredictionFileError) as caught:
+        read_replies(path)
     message = str(caught.value)
     assert message == f"{path}:3: prediction must be a string or a list of strings (beams), got {shown}"
-    assert read_predictions(_write_lines(tmp_path / "ok.jsonl", rows[:2])) == {"a": "1. joy", "b": ["x", "y"]}
+    assert read_replies(_write_lines(tmp_path / "ok.jsonl", rows[:2])) == {"a": "1. joy", "b": ["x", "y"]}
 
 
 def test_cli_reports_one_line_not_a_traceback(tmp_path, sample_corpus):
