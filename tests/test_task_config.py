@@ -14,13 +14,13 @@ import yaml
 from helpers import LoopbackJSONServer
 
 from mmaff.data.registry import load_registry
+from mmaff.data.schema import TARGET_TYPES
 from mmaff.encode.corpus import read_records
 from mmaff.eval.generate import OpenAIChatGenerator, task_decodings
 from mmaff.eval.predictions import PredictionFileError, check_run, read_run, write_run
 from mmaff.eval.tasks import (
     DEFAULTS_FILE,
     EVERY,
-    METRICS_BY_TARGET,
     Decoding,
     TaskError,
     load_defaults,
@@ -39,7 +39,7 @@ REGISTRY = load_registry()
 
 def test_the_defaults_hold_every_target_type_and_decoding_comes_from_them() -> None:
     defaults = load_defaults()
-    assert set(defaults) == {EVERY, *METRICS_BY_TARGET}
+    assert set(defaults) == {EVERY, *TARGET_TYPES}
     tasks = load_tasks()
     for task in tasks.values():
         section = defaults[task.target_type]

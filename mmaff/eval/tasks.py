@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from mmaff.data.registry import DatasetSpec, load_registry
+from mmaff.data.schema import TARGET_TYPES
 from mmaff.paths import TASKS_DIR
 
 DEFAULTS_FILE = "_defaults.yaml"
@@ -37,15 +38,6 @@ EXTENSIONS_GROUP = "extensions"  # every task outside PAPER_GROUP
 MODALITIES = ("text", "image", "video")
 DERIVED_GROUPS = frozenset({"all", EXTENSIONS_GROUP, *MODALITIES})
 
-METRICS_BY_TARGET = {
-    "single": {"accuracy", "macro_f1", "micro_f1"},
-    "multi": {"jaccard", "micro_f1", "macro_f1"},
-    "real": {"pearson", "spearman", "mae"},
-    "ordinal": {"pearson", "accuracy", "macro_f1"},
-    "vad": {"pearson_per_dimension", "pearson_mean"},
-    "open": {f"acc@{k}{suffix}" for k in (1, 3, 5) for suffix in ("", "_normalised")},
-    "joint": {"per_part"},
-}
 GROUP_KEYS = {"language", "emotion"}
 TASK_KEYS = {"include", "split", "generation", "metrics", "primary", "group_by", "groups"}
 DEFAULT_KEYS = TASK_KEYS - {"include"}
@@ -177,7 +169,7 @@ def _with_includes(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 def load_defaults(root: Path = TASKS_DIR) -> dict[str, dict[str, Any]]:
     """`_defaults.yaml`: section ``every`` and one section per target type, with the settings they give."""
     path = root / DEFAULTS_FILE
-    data = _read_mapping(path, {EVERY, *METRICS_BY_TARGET})
+    data = _read_mapping(path, {EVERY, *TARGET_TYPES})
     for section, settings in data.items():
         if not isinstance(settings, dict):
             raise TaskError(f"{path}: {section} must be a mapping of keys")
@@ -258,9 +250,17 @@ def record_task(record: Mapping[str, Any]) -> str:
 # ----------------------------------------------------------------------------------------------- checking
 
 
+def declarable_metrics() -> dict[str, set[str]]:
+    """Per target type, the metric names a task may declare: those `mmaff.eval.metrics` registers with the type's
+    scoring function (one registry); a joint task is scored part by part (`per_part`)."""
+    from mmaff.eval.metrics import METRICS
+
+    return {target: set(entry.metrics) for target, entry in METRICS.items()} | {"joint": {"per_part"}}
+
+
 def _check_one(task: EvalTask) -> None:
     where = task.path
-    allowed = METRICS_BY_TARGET[task.target_type]
+    allowed = declarable_metrics()[task.target_type]
     if not set(task.metrics) <= allowed or task.primary not in task.metrics:
         raise TaskError(f"{where}: metrics {task.metrics} / primary {task.primary} not in {sorted(allowed)}")
     if not set(task.group_by) <= GROUP_KEYS:
