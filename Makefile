@@ -42,6 +42,10 @@ eval-smoke: tiny-model  ## CPU end-to-end evaluation: tiny model on the bundled 
 		--out outputs/eval-smoke/label_scores.jsonl
 	$(BIN)/python -m mmaff.score --predictions outputs/eval-smoke/predictions.jsonl --corpus $(OUT) \
 		--label-scores outputs/eval-smoke/label_scores.jsonl --out outputs/eval-smoke
+	$(BIN)/python -m mmaff.chained --backend hf --model $(TINY_MODEL) --corpus $(OUT) --split test \
+		--out outputs/eval-smoke/chained/predictions.jsonl --batch-size 8 --score-out outputs/eval-smoke/chained
+	$(BIN)/python -m mmaff.chained --report outputs/eval-smoke/metrics.json outputs/eval-smoke/chained/metrics.json \
+		outputs/eval-smoke/metrics.json --report-out outputs/eval-smoke/chained/comparison.md
 
 # make score PRED=<predictions.jsonl> CORPUS=<built corpus dir> OUT=<dir>  (OUT defaults to outputs/scores here)
 score: setup  ## score an id-keyed predictions JSONL (both modes) -> $(OUT)/{metrics.json,results.md,plots/,...}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -90,12 +91,25 @@ class Corpus:
         return {name: float(entry.get("weight", 1.0)) for name, entry in self.manifest.get("mixture", {}).items()}
 
 
+def looks_local(path: str) -> bool:
+    """A path meant as a folder here, never tried as a Hub id: starts with ./ ../ / ~ data/ or outputs/, is not
+    <org>/<name>, has an existing parent folder, or anything while the Hub is offline (HF_HUB_OFFLINE=1)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
+        return True
+    if path.startswith((".", "/", "~", "data/", "outputs/")) or path.count("/") != 1:
+        return True
+    return Path(path).parent.is_dir()
+
+
 def open_corpus(corpus: str, revision: str | None = None) -> Corpus:
     """A local corpus folder, or a Hub dataset repository holding one (downloaded into the HF cache)."""
-    root = Path(corpus)
+    root = Path(corpus).expanduser()
     if not root.exists():
-        if corpus.count("/") != 1 or corpus.startswith((".", "/")):
-            raise CorpusError(f"corpus {corpus!r}: no such folder (build it with `make build-mmaffin`)")
+        if looks_local(corpus):
+            raise CorpusError(
+                f"corpus {corpus}: no such folder; build it with `make build-mmaffin` (data/mmaffin) or check the "
+                "path (a Hub dataset id is <org>/<name>)"
+            )
         from huggingface_hub import snapshot_download
 
         root = Path(snapshot_download(corpus, repo_type="dataset", revision=revision))
@@ -120,7 +134,7 @@ def read_records(
         raise FileNotFoundError(f"{corpus_root}: no {split!r} split")
     records = []
     for path in files:
-        if datasets and path.stem not in datasets:
+        if datasets and _dataset_of(path) not in datasets:
             continue
         kept = 0
         with open(path, encoding="utf-8") as f:

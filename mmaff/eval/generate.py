@@ -192,11 +192,12 @@ def generate(
     *,
     skip_done: bool = True,
     also_done: set[str] | None = None,
+    progress: bool = True,
 ) -> GenerateReport:
     """Stream the records through the backend, writing each batch of predictions as soon as it finishes.
 
     Ids already in the writer's file (or in `also_done`) are skipped; with ``skip_done=False`` they are an error
-    instead (a predictions file never holds an id twice)."""
+    instead (a predictions file never holds an id twice). `progress`: a progress bar (items/s, ETA) on a terminal."""
     ids = [r["id"] for r in records]
     if len(set(ids)) != len(ids):
         dupes = sorted(i for i, n in Counter(ids).items() if n > 1)
@@ -206,8 +207,10 @@ def generate(
     if not skip_done and len(todo) != len(records):
         raise ValueError(f"{writer.path} already holds {len(records) - len(todo)} of these ids (skip_done=False)")
     start, written = time.perf_counter(), 0
-    for batch in backend.predict(todo):
-        written += writer.write(prediction_row(p, backend) for p in batch)
+    with progress_bar(len(todo), backend.name, enabled=progress) as bar:
+        for batch in backend.predict(todo):
+            written += writer.write(prediction_row(p, backend) for p in batch)
+            bar.update(len(batch))
     return GenerateReport(
         total=len(records),
         skipped=len(records) - len(todo),
@@ -215,6 +218,14 @@ def generate(
         seconds=time.perf_counter() - start,
         too_long=list(getattr(backend, "too_long", [])),
     )
+
+
+def progress_bar(total: int, desc: str, *, enabled: bool = True) -> Any:
+    """A tqdm bar with items/s and ETA; off when not `enabled` (ranks other than 0) and when stderr is no
+    terminal (``disable=None``: logs stay free of bar redraws)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="item", disable=None if enabled else True, dynamic_ncols=True)
 
 
 def shard_records(records: Sequence[dict[str, Any]], rank: int, world: int) -> list[dict[str, Any]]:
@@ -259,7 +270,14 @@ def generate_data_parallel(
     mine = shard_records(records, state.process_index, state.num_processes)
     state.wait_for_everyone()  # every rank has read the earlier files before any rank appends
     with PredictionWriter(shard_path(out, state.process_index)) as writer:
-        report = generate(mine, backend, writer, skip_done=skip_done, also_done=earlier - writer.done)
+        report = generate(
+            mine,
+            backend,
+            writer,
+            skip_done=skip_done,
+            also_done=earlier - writer.done,
+            progress=state.is_main_process,  # one bar (rank 0's shard), not one per rank
+        )
     state.wait_for_everyone()
     if state.is_main_process:
         merge_shards([*shard_paths(out), *([out] if out.exists() else [])], out)
@@ -770,19 +788,58 @@ def _server_message(err: urllib.error.HTTPError) -> str:
 # ------------------------------------------------------------------------------------------------ vLLM offline
 
 
+DEFAULT_GPU_MEMORY_UTILIZATION = 0.9  # vLLM's own default
+
+
+def vllm_engine_kwargs(
+    model_path: str | Path,
+    budget: MediaBudget,
+    *,
+    max_images: int = 1,
+    max_videos: int = 1,
+    tensor_parallel_size: int = 1,
+    gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION,
+    max_model_len: int | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The keyword arguments of ``vllm.LLM(...)``: the model, the corpus's image pixel budget as processor
+    kwargs, media per prompt, parallelism and memory; `max_model_len` only when given (vLLM: the model's)."""
+    pixels = {"min_pixels": budget.image_min_pixels, "max_pixels": budget.image_max_pixels}
+    kwargs = {
+        "model": str(model_path),
+        "limit_mm_per_prompt": {"image": max_images, "video": max_videos},
+        "mm_processor_kwargs": {**pixels, **extra.pop("mm_processor_kwargs", {})},
+        "tensor_parallel_size": tensor_parallel_size,
+        "gpu_memory_utilization": gpu_memory_utilization,
+        **extra,
+    }
+    if max_model_len is not None:
+        kwargs["max_model_len"] = max_model_len
+    return kwargs
+
+
+def vllm_params(vllm: Any, decoding: Decoding) -> Any:
+    """A task's decoding as vLLM parameters: ``BeamSearchParams`` (for ``LLM.beam_search``) when it asks for
+    beams, else greedy ``SamplingParams`` (temperature 0), each with the task's ``max_new_tokens``."""
+    if decoding.num_beams > 1:
+        return vllm.sampling_params.BeamSearchParams(beam_width=decoding.num_beams, max_tokens=decoding.max_new_tokens)
+    return vllm.SamplingParams(temperature=0.0, max_tokens=decoding.max_new_tokens, n=1)
+
+
 class VLLMGenerator:
-    """vLLM's offline engine (GPU only; not installed by requirements.txt, not exercised by the CPU tests).
+    """vLLM's offline engine (GPU only; not installed by requirements.txt; the CPU tests run it against a fake
+    `vllm` module, so the calls follow vLLM's documented offline API but are unverified on a real engine).
 
     Same prompts (the model's chat template), media (the corpus's frames with their real-fps metadata, the corpus
-    pixel budgets as processor kwargs) and greedy decoding (``temperature=0``, the task's ``max_tokens``) as
-    the HF backend; vLLM schedules its own batches (continuous batching), so chunks of `chunk_size` records are
-    handed over at once and written when the chunk finishes. Written against vLLM's documented offline API
-    (``LLM.generate`` with ``{"prompt", "multi_modal_data"}`` dicts and a list of ``SamplingParams``; videos as
-    ``(frames, metadata)`` with ``do_sample_frames=False``), untested here. The image budget is passed as
-    ``mm_processor_kwargs``; vLLM applies one processor configuration to every request, so check that its video
-    frames get the corpus's per-frame budget (``prompt_tokens`` in the rows vs. the corpus's ``visual_tokens``).
-    ``SamplingParams`` has no beam search (vLLM moved it to ``LLM.beam_search``): a task asking for beams gets one
-    greedy reply, and the run file says so."""
+    pixel budgets as processor kwargs) and decoding as the HF backend: each task's ``max_new_tokens``; greedy
+    (``SamplingParams(temperature=0)``) or, for a task asking for beams, ``LLM.beam_search`` with
+    ``BeamSearchParams(beam_width=num_beams)``, whose ``num_return_sequences`` best beams are returned ranked.
+    vLLM schedules its own batches (continuous batching), so chunks of `chunk_size` records are handed over at
+    once and written when the chunk finishes (vLLM's own bar shows the chunk's progress). Videos go as
+    ``(frames, metadata)`` with ``do_sample_frames=False``. vLLM applies one processor configuration to every
+    request, so check that its video frames get the corpus's per-frame budget (``prompt_tokens`` in the rows vs.
+    the corpus's ``visual_tokens``). Engine options (`vllm_engine_kwargs`): ``tensor_parallel_size``,
+    ``gpu_memory_utilization``, ``max_model_len``, anything else passed through to ``vllm.LLM``."""
 
     name = "vllm"
 
@@ -795,9 +852,8 @@ class VLLMGenerator:
         decoder: str = "auto",
         decodings: Mapping[str, Decoding] | None = None,
         chunk_size: int = 512,
-        max_images: int = 1,
-        max_videos: int = 1,
-        **llm_kwargs: Any,
+        show_progress: bool = True,
+        **engine: Any,
     ) -> None:
         try:
             import vllm
@@ -814,24 +870,18 @@ class VLLMGenerator:
         self.media = MediaLoader(corpus_root, budget, decoder)
         self.decodings = dict(task_decodings() if decodings is None else decodings)
         self.decoding = {"temperature": 0}
-        self.chunk_size = chunk_size
+        self.chunk_size, self.show_progress = chunk_size, show_progress
         self.too_long: list[str] = []
-        pixels = {"min_pixels": budget.image_min_pixels, "max_pixels": budget.image_max_pixels}
-        self.llm = vllm.LLM(
-            model=str(model_path),
-            limit_mm_per_prompt={"image": max_images, "video": max_videos},
-            mm_processor_kwargs={**pixels, **llm_kwargs.pop("mm_processor_kwargs", {})},
-            **llm_kwargs,
-        )
+        self.llm = vllm.LLM(**vllm_engine_kwargs(model_path, budget, **engine))
 
     def decoding_for(self, task: str) -> dict[str, Any]:
-        asked = self.decodings[task]
-        return recorded_decoding(asked, one_reply(asked), "the offline backend decodes greedily: one reply")
+        return self.decodings[task].as_dict()  # applied as asked: beams through LLM.beam_search
+
+    def render(self, record: dict[str, Any]) -> str:
+        return self.processor.apply_chat_template(prompt_messages(record), tokenize=False, add_generation_prompt=True)
 
     def request(self, record: dict[str, Any]) -> dict[str, Any]:
-        prompt = self.processor.apply_chat_template(
-            prompt_messages(record), tokenize=False, add_generation_prompt=True
-        )
+        prompt = self.render(record)
         data: dict[str, Any] = {}
         if record["images"]:
             data["image"] = [self.media.image(p) for p in record["images"]]
@@ -851,46 +901,84 @@ class VLLMGenerator:
             data["video"] = videos
         return {"prompt": prompt, "multi_modal_data": data} if data else {"prompt": prompt}
 
+    def _greedy(self, records: Sequence[dict[str, Any]]) -> list[Prediction]:
+        params = [vllm_params(self.vllm, decoding_of(self.decodings, r)) for r in records]
+        start = time.perf_counter()
+        outputs = self.llm.generate([self.request(r) for r in records], params, use_tqdm=self.show_progress)
+        seconds = (time.perf_counter() - start) / len(records)
+        return [
+            Prediction(
+                r["id"],
+                o.outputs[0].text.strip(),
+                seconds,
+                {"finish": o.outputs[0].finish_reason, "prompt_tokens": len(o.prompt_token_ids or [])},
+            )
+            for r, o in zip(records, outputs)
+        ]
+
+    def _completion(self, tokens: Sequence[int], prompt: str) -> str:
+        """A beam's reply: ``LLM.beam_search`` returns sequences holding the prompt's tokens (its text decodes
+        prompt and reply together), so the reply is decoded from the tokens after the prompt."""
+        tokenizer = self.processor.tokenizer
+        prompt_length = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        return tokenizer.decode(list(tokens)[prompt_length:], skip_special_tokens=True).strip()
+
+    def _beams(self, records: Sequence[dict[str, Any]], decoding: Decoding) -> list[Prediction]:
+        requests = [self.request(r) for r in records]
+        start = time.perf_counter()
+        outputs = self.llm.beam_search(requests, vllm_params(self.vllm, decoding))
+        seconds = (time.perf_counter() - start) / len(records)
+        predictions = []
+        for record, request, output in zip(records, requests, outputs):
+            beams = output.sequences[: decoding.num_return_sequences]
+            texts = [self._completion(beam.tokens, request["prompt"]) for beam in beams]
+            text = texts if decoding.num_return_sequences > 1 else texts[0]
+            predictions.append(Prediction(record["id"], text, seconds, {"beams": decoding.num_beams}))
+        return predictions
+
     def predict(self, records: Sequence[dict[str, Any]]) -> Iterator[list[Prediction]]:
+        """Chunks of records; in each, the greedy ones in one ``generate`` call, the beam ones in one
+        ``beam_search`` call per decoding (``BeamSearchParams`` are per call)."""
         for i in range(0, len(records), self.chunk_size):
             chunk = records[i : i + self.chunk_size]
-            start = time.perf_counter()
-            params = [
-                self.vllm.SamplingParams(temperature=0.0, max_tokens=decoding_of(self.decodings, r).max_new_tokens)
-                for r in chunk
-            ]
-            outputs = self.llm.generate([self.request(r) for r in chunk], params, use_tqdm=False)
-            seconds = (time.perf_counter() - start) / len(chunk)
-            yield [
-                Prediction(
-                    r["id"],
-                    o.outputs[0].text.strip(),
-                    seconds,
-                    {"finish": o.outputs[0].finish_reason, "prompt_tokens": len(o.prompt_token_ids or [])},
-                )
-                for r, o in zip(chunk, outputs)
-            ]
+            by_decoding: dict[Decoding, list[dict[str, Any]]] = {}
+            for record in chunk:
+                by_decoding.setdefault(decoding_of(self.decodings, record), []).append(record)
+            greedy = [r for d, rs in by_decoding.items() if d.num_beams == 1 for r in rs]
+            if greedy:
+                yield self._greedy(greedy)
+            for decoding, beam_records in by_decoding.items():
+                if decoding.num_beams > 1:
+                    yield self._beams(beam_records, decoding)
 
 
 # ---------------------------------------------------------------------------------------------------------- CLI
 
 
-def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=("hf", "openai", "vllm"), default="hf")
+def build_parser() -> argparse.ArgumentParser:
+    from mmaff.eval.cli_common import HelpFormatter, add_comma_list
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
+    parser.add_argument("--backend", choices=("hf", "openai", "vllm"), default="hf", help="generation backend")
     parser.add_argument("--model", required=True, help="checkpoint folder / Hub id (hf, vllm) or served model name")
-    parser.add_argument("--corpus", default="data/mmaffin", help="a built corpus folder")
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--corpus", default="data/mmaffin", help="a built corpus folder (or a Hub dataset id)")
+    parser.add_argument("--split", default="test", help="corpus split")
     parser.add_argument("--out", required=True, help="predictions file (JSON lines; resumed if it exists)")
-    parser.add_argument("--datasets", nargs="*", help="only these corpus datasets")
-    parser.add_argument("--modalities", nargs="*", choices=("text", "image", "video"))
+    add_comma_list(parser, "--datasets", "only these corpus datasets (a,b or a b; default: all)")
+    add_comma_list(parser, "--tasks", "only these tasks, <dataset>/<subtask> (default: all)")
+    add_comma_list(parser, "--modalities", "only these modalities (default: all)", allowed=("text", "image", "video"))
     parser.add_argument("--limit", type=int, help="at most N records per dataset (smoke runs)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--batch-size", type=int, default=8, help="hf: records per generate call")
+    parser.add_argument("--dtype", default="auto", help="hf: model dtype (auto, bfloat16, float32, ...)")
     parser.add_argument("--decoder", default="auto", help="video decoder: auto, torchcodec, decord, pyav")
-    parser.add_argument("--max-prompt-tokens", type=int, default=DEFAULT_MAX_PROMPT_TOKENS)
+    parser.add_argument(
+        "--max-prompt-tokens",
+        type=int,
+        default=DEFAULT_MAX_PROMPT_TOKENS,
+        help="hf: longer prompts are counted and logged, never cut",
+    )
     decoding = parser.add_argument_group("decoding", "each task's own (eval/tasks/) unless given: then every task's")
-    decoding.add_argument("--max-new-tokens", type=int)
+    decoding.add_argument("--max-new-tokens", type=int, help="reply length cap (default: the task's)")
     decoding.add_argument("--num-beams", type=int, help="beams (fewer than a task returns: that many returned)")
     decoding.add_argument("--num-return-sequences", type=int, help="ranked replies (at most --num-beams)")
     decoding.add_argument(
@@ -899,13 +987,27 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="none",
         help="openai backend: how to ask for a task's beams (none: one greedy reply; vllm: use_beam_search + n)",
     )
-    parser.add_argument("--base-url", default="http://localhost:8000/v1")
-    parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--timeout", type=float, default=120.0)
-    parser.add_argument("--max-retries", type=int, default=6)
-    parser.add_argument("--video-mode", choices=VIDEO_MODES, default="frames")
-    return parser.parse_args(argv)
+    server = parser.add_argument_group("openai backend", "an OpenAI-compatible server (e.g. `vllm serve`)")
+    server.add_argument("--base-url", default="http://localhost:8000/v1", help="the server's /v1 URL")
+    server.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
+    server.add_argument("--concurrency", type=int, default=8, help="requests in flight")
+    server.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
+    server.add_argument("--max-retries", type=int, default=6, help="retries of a 429 / 5xx / network failure")
+    server.add_argument("--video-mode", choices=VIDEO_MODES, default="frames", help="how videos are sent")
+    engine = parser.add_argument_group("vllm backend", "vLLM's offline engine (GPU; `pip install vllm`)")
+    engine.add_argument("--tensor-parallel-size", type=int, default=1, help="GPUs the model is split over")
+    engine.add_argument(
+        "--gpu-memory-utilization",
+        type=float,
+        default=DEFAULT_GPU_MEMORY_UTILIZATION,
+        help="fraction of GPU memory vLLM may take",
+    )
+    engine.add_argument("--max-model-len", type=int, help="context length (default: the model's)")
+    return parser
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def decoding_overrides(args: argparse.Namespace) -> dict[str, int]:
@@ -918,7 +1020,9 @@ def _backend(args: argparse.Namespace, root: Path, budget: MediaBudget) -> Backe
     try:
         decodings = task_decodings(**decoding_overrides(args))
     except ValueError as err:
-        raise SystemExit(f"error: {err}") from None
+        from mmaff.eval.cli_common import CliError
+
+        raise CliError(str(err)) from None
     if args.backend == "hf":
         return HFGenerator(
             args.model,
@@ -945,7 +1049,16 @@ def _backend(args: argparse.Namespace, root: Path, budget: MediaBudget) -> Backe
             decodings=decodings,
             beam_search=args.server_beam_search,
         )
-    return VLLMGenerator(args.model, root, budget, decoder=args.decoder, decodings=decodings)
+    return VLLMGenerator(
+        args.model,
+        root,
+        budget,
+        decoder=args.decoder,
+        decodings=decodings,
+        tensor_parallel_size=args.tensor_parallel_size,
+        gpu_memory_utilization=args.gpu_memory_utilization,
+        max_model_len=args.max_model_len,
+    )
 
 
 def run_description(
@@ -1009,14 +1122,10 @@ def run_data_parallel(
 
 
 def main(argv: Sequence[str] | None = None) -> GenerateReport:
-    from mmaff.encode.corpus import open_corpus, read_records
+    from mmaff.eval.cli_common import open_selection
 
     args = _parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    corpus = open_corpus(args.corpus)
-    records = read_records(
-        corpus.root, args.split, datasets=args.datasets, modalities=args.modalities, limit=args.limit
-    )
+    corpus, records = open_selection(args, model_is_path=args.backend != "openai")  # a server's model: a name
     backend = _backend(args, corpus.root, corpus.budget)
     run = run_description(args, backend, corpus.root, argv, records=records)
     if args.backend == "hf":
@@ -1030,7 +1139,6 @@ def main(argv: Sequence[str] | None = None) -> GenerateReport:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except APIError as failure:  # already names the record and the server, secrets redacted
-        raise SystemExit(f"error: {failure}") from None
+    from mmaff.eval.cli_common import run_cli
+
+    run_cli(main, extra=(APIError,))  # an APIError already names the record and the server, secrets redacted

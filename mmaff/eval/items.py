@@ -23,6 +23,7 @@ class Item:
     target_type: str = ""
     label_space: Any = None
     answer: str = ""  # the gold answer text (what paper_compat parses as the notebook does)
+    subset: str = ""  # the record's subset: its language, or a source part such as EWECT's "usual" / "virus"
 
 
 Reply = str | list[str]

@@ -58,7 +58,6 @@ from mmaff.data.answers import render_answer
 from mmaff.data.media import MediaBudget
 from mmaff.data.registry import load_registry
 from mmaff.data.templates import load_template
-from mmaff.encode.corpus import read_records
 from mmaff.eval.generate import (
     DEFAULT_MAX_PROMPT_TOKENS,
     GenerateReport,
@@ -373,33 +372,48 @@ def select_records(
     return kept
 
 
-def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    from mmaff.eval.cli_common import HelpFormatter, add_comma_list
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     parser.add_argument("--model", required=True, help="checkpoint folder / Hub id")
-    parser.add_argument("--corpus", default="data/mmaffin", help="a built corpus folder")
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--corpus", default="data/mmaffin", help="a built corpus folder (or a Hub dataset id)")
+    parser.add_argument("--split", default="test", help="corpus split")
     parser.add_argument("--out", required=True, help="label-score file (JSON lines; resumed if it exists)")
-    parser.add_argument("--datasets", nargs="*", help="only these corpus datasets")
-    parser.add_argument("--modalities", nargs="*", choices=("text", "image", "video"))
-    parser.add_argument("--target-types", nargs="+", choices=LABEL_TARGET_TYPES, default=["multi"])
+    add_comma_list(parser, "--datasets", "only these corpus datasets (a,b or a b; default: all)")
+    add_comma_list(parser, "--tasks", "only these tasks, <dataset>/<subtask> (default: all)")
+    add_comma_list(parser, "--modalities", "only these modalities (default: all)", allowed=("text", "image", "video"))
+    add_comma_list(
+        parser, "--target-types", "target types scored (default: multi)", allowed=LABEL_TARGET_TYPES, default=None
+    )
     parser.add_argument("--limit", type=int, help="at most N records per dataset (smoke runs)")
     parser.add_argument("--batch-size", type=int, default=8, help="records per prompt forward")
     parser.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS, help="candidates per forward")
-    parser.add_argument("--method", choices=METHODS, default="prefix")
-    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--method", choices=METHODS, default="prefix", help="prefix sharing, or full (reference)")
+    parser.add_argument("--dtype", default="auto", help="model dtype (auto, bfloat16, float32, ...)")
     parser.add_argument("--decoder", default="auto", help="video decoder: auto, torchcodec, decord, pyav")
-    parser.add_argument("--max-prompt-tokens", type=int, default=DEFAULT_MAX_PROMPT_TOKENS)
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--max-prompt-tokens",
+        type=int,
+        default=DEFAULT_MAX_PROMPT_TOKENS,
+        help="longer prompts are counted and logged, never cut",
+    )
+    return parser
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
+    args.target_types = args.target_types or ["multi"]
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> GenerateReport:
-    from mmaff.encode.corpus import open_corpus
+    from mmaff.eval.cli_common import open_selection
 
     args = _parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    corpus = open_corpus(args.corpus)
-    records = read_records(corpus.root, args.split, datasets=args.datasets, modalities=args.modalities)
-    records = select_records(records, args.target_types, args.limit)
+    corpus, records = open_selection(
+        args, model_is_path=True, keep=lambda record: record["target_type"] in args.target_types
+    )
     scorer = LabelScorer(
         args.model,
         corpus.root,
@@ -418,4 +432,6 @@ def main(argv: Sequence[str] | None = None) -> GenerateReport:
 
 
 if __name__ == "__main__":
-    main()
+    from mmaff.eval.cli_common import run_cli
+
+    run_cli(main)

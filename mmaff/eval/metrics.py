@@ -521,6 +521,39 @@ def language_macro(per_language: Mapping[str, Mapping[str, Any]], key: str) -> d
     }
 
 
+def semeval_ei_official(cells: Mapping[tuple[str, str], Mapping[str, Any]], key: str = "pearson") -> dict:
+    """SemEval-2018 EI-reg / EI-oc headline as the official scorer computes it, from per-(language, emotion) results.
+
+    The official scorer scores one language file at a time: the Pearson of each of the four emotions on its own,
+    then their unweighted mean (a constant side counts 0.0, as there). Over several languages the headline is the
+    unweighted mean over languages of those per-language means; with all four emotions in every language this
+    equals the mean over the (language x emotion) cells. It is never one Pearson pooled over emotions, which mixes
+    the emotions' different intensity scales (0.627 pooled vs 0.604 official on EI-oc en).
+
+    Returns ``{"metric", "cells" ("lang|emotion" -> value), "per_language" (lang -> mean of its emotions),
+    "headline", "constant_cells" (cells whose prediction or gold is constant), "constant_prediction_cells"}``.
+    """
+    if not cells:
+        raise ValueError("no (language, emotion) cells to average")
+    by_language: dict[str, dict[str, float]] = {}
+    constant, constant_prediction = [], []
+    for (language, emotion), result in sorted(cells.items()):
+        by_language.setdefault(language, {})[emotion] = _lookup(result, key)
+        if result.get("constant_prediction") or result.get("constant_gold"):
+            constant.append(f"{language}|{emotion}")
+        if result.get("constant_prediction"):
+            constant_prediction.append(f"{language}|{emotion}")
+    per_language = {lang: float(np.mean(list(values.values()))) for lang, values in by_language.items()}
+    return {
+        "metric": f"mean of per-emotion {key} (official SemEval-2018 EI)",
+        "cells": {f"{lang}|{emo}": v for lang, values in by_language.items() for emo, v in values.items()},
+        "per_language": per_language,
+        "headline": float(np.mean(list(per_language.values()))),
+        "constant_cells": constant,
+        "constant_prediction_cells": constant_prediction,
+    }
+
+
 # ---------------------------------------------------------------- open vocabulary (MASIVE)
 
 _SPANISH = {"es", "spa", "spanish", "español", "espanol"}

@@ -487,6 +487,34 @@ def group_bars_figure(
     return _render("groups", len(names), draw)
 
 
+def comparison_figure(tasks: Sequence[str], models: Sequence[str], values: Sequence[Sequence[float | None]]) -> Figure:
+    """Grouped bars of several models' primary metrics: one group per task, one bar per model (`values[m][t]`);
+    an undefined value is an empty bar labelled n/a."""
+    if not tasks or not models:
+        raise ValueError("nothing to compare")
+    width = 0.8 / len(models)
+
+    def draw(figure: Figure) -> None:
+        axes = figure.add_subplot()
+        x = np.arange(len(tasks))
+        for m, model in enumerate(models):
+            heights = [0.0 if v is None else v for v in values[m]]
+            bars = axes.bar(x - 0.4 + width * (m + 0.5), heights, width=width, color=f"C{m}", label=model)
+            for bar, value in zip(bars, values[m]):
+                top = max(bar.get_height(), 0.0)
+                axes.text(bar.get_x() + bar.get_width() / 2, top + 0.02, _fmt(value, 2), ha="center", fontsize=6)
+        defined = [v for row in values for v in row if v is not None]
+        low = min([0.0, *defined])
+        axes.set_ylim(low - 0.1 if low < 0 else 0.0, 1.15)
+        axes.axhline(0.0, color="0.6", linewidth=0.6)
+        axes.set_xticks(x, [_short(t, 24) for t in tasks], rotation=45, ha="right", rotation_mode="anchor")
+        axes.set_ylabel("primary metric (corrected mode)")
+        figure.legend(loc="outside lower center", ncols=min(len(models), 4), fontsize=8, frameon=False)
+        axes.set_title("Model comparison: primary metric per task")
+
+    return _render("groups", len(tasks) * max(1, len(models) // 2), draw)
+
+
 # ------------------------------------------------------------------------------------------------ task plots
 
 

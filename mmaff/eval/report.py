@@ -19,6 +19,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mmaff.eval.compare import fmt_metric
+from mmaff.eval.compare import task_primary_cell as primary_cell
+
 if TYPE_CHECKING:
     from huggingface_hub import EvalResult
 
@@ -140,16 +143,16 @@ def results_markdown(report: dict[str, Any]) -> str:
     for name, entry in report["tasks"].items():
         failed, total = failures.get(name, (0, 0))
         headline, chance, normalised = _chance_cells(entry)
-        primary = (
-            "per part" if entry["target_type"] == "joint" else f"{entry['primary']} {_fmt(entry.get('primary_value'))}"
-        )
+        primary = "per part" if entry["target_type"] == "joint" else f"{entry['primary']} {primary_cell(entry)}"
         lines.append(
             f"| {name} | {entry['modality']} | {entry['corrected']['n'] if 'corrected' in entry else '–'} "
             f"| {_percent(failed / total if total else None)} | {primary} | {headline} | {chance} | {normalised} "
             f"| {_paper_headline(entry)} |"
         )
     lines += _language_lines(report)
+    lines += _subset_lines(report)
     lines += _emotion_lines(report)
+    lines += _official_ei_lines(report)
     lines += _ranking_lines(report)
     return "\n".join(lines) + "\n"
 
@@ -181,7 +184,8 @@ def _language_lines(report: dict[str, Any]) -> list[str]:
             status = report["parse_status"].get(f"{name}|{language}", {})
             failed = _percent(status.get("failure_rate"))
             for metric, value in _headlines(entry, result):
-                rows.append(f"| {name} | {language} | {_parsed_count(status)} | {failed} | {metric} | {_fmt(value)} |")
+                cell = fmt_metric(result, metric, value)
+                rows.append(f"| {name} | {language} | {_parsed_count(status)} | {failed} | {metric} | {cell} |")
         if entry["target_type"] != "joint":
             macro = entry["corrected"].get("language_macro", {}).get(entry["primary"])
             rows.append(f"| {name} | macro over languages | | | {entry['primary']} | {_fmt(macro)} |")
@@ -196,10 +200,64 @@ def _emotion_lines(report: dict[str, Any]) -> list[str]:
         if not per_emotion:
             continue
         for emotion, r in per_emotion.items():
-            rows.append(f"| {name} | {emotion} | {r['n']} | {_fmt(r.get('pearson'))} | {_fmt(r.get('spearman'))} |")
+            rows.append(
+                f"| {name} | {emotion} | {r['n']} | {fmt_metric(r, 'pearson')} | {fmt_metric(r, 'spearman')} |"
+            )
         rows.append(f"| {name} | mean of emotions | | {_fmt(entry['corrected'].get('emotion_mean_pearson'))} | |")
     header = "| task | emotion | n | pearson | spearman |"
     return _table("Per emotion (EI)", header, "|---|---|---:|---:|---:|", rows)
+
+
+def _subset_lines(report: dict[str, Any]) -> list[str]:
+    """Per-subset blocks (EWECT usual / virus, scored separately as MMAFFBen does) and their macro."""
+    rows = []
+    for name, entry in report["tasks"].items():
+        per_subset = entry.get("corrected", {}).get("per_subset")
+        if not per_subset or entry["target_type"] == "joint":
+            continue
+        primary = entry["primary"]
+        paper = entry.get("paper_compat") or {}
+        for subset, result in per_subset.items():
+            block = paper.get("per_subset", {}).get(subset) or {}
+            paper_cell = (
+                ", ".join(
+                    f"{paper['notebook_names'].get(m, m)} {_fmt(block.get('metrics', {}).get(m))}"
+                    for m in paper["saved"]
+                )
+                if block
+                else ""
+            )
+            rows.append(
+                f"| {name} | {subset} | {result.get('n', '')} | {primary} | {fmt_metric(result, primary)} "
+                f"| {paper_cell} |"
+            )
+        macro = entry["corrected"].get("subset_macro", {}).get(primary)
+        rows.append(f"| {name} | macro over subsets | | {primary} | {_fmt(macro)} | |")
+    header = "| task | subset | n | metric | value | paper_compat (notebook names) |"
+    return _table("Per subset (scored as separate blocks)", header, "|---|---|---:|---|---:|---|", rows)
+
+
+def _official_ei_lines(report: dict[str, Any]) -> list[str]:
+    """SemEval EI official headline: per language, each emotion's Pearson (the cells the official scorer reports
+    per language file) and their mean; the headline is the mean over languages of those means."""
+    rows = []
+    for name, entry in report["tasks"].items():
+        corrected = entry.get("corrected", {})
+        official = corrected.get("official")
+        if not official:
+            continue
+        cells = corrected.get("per_language_emotion", {})
+        for language, mean in official["per_language"].items():
+            emotions = ", ".join(
+                f"{cell.split('|', 1)[1]} {fmt_metric(result, 'pearson')}"
+                for cell, result in cells.items()
+                if cell.split("|", 1)[0] == language
+            )
+            rows.append(f"| {name} | {language} | {emotions} | {_fmt(mean)} |")
+        rows.append(f"| {name} | headline (mean over languages) | | **{_fmt(official['headline'])}** |")
+    header = "| task | language | Pearson per emotion | mean of the emotions |"
+    title = "SemEval EI official headline (mean of per-emotion Pearsons, per language file)"
+    return _table(title, header, "|---|---|---|---:|", rows)
 
 
 def _ranking_lines(report: dict[str, Any]) -> list[str]:
@@ -296,17 +354,46 @@ def write_reports(
     return written + ([out / "plots"] if plots else [])
 
 
+def _compare(args: Any) -> None:
+    from mmaff.eval.compare import CompareError, write_comparison
+
+    if not args.out:
+        raise SystemExit("error: --compare needs --out")
+    names = args.names.split(",") if args.names else None
+    try:
+        written = write_comparison(args.compare, args.out, names=names, allow_mixed=args.allow_mixed)
+    except CompareError as error:
+        raise SystemExit(f"error: {error}") from None
+    print(f"wrote {', '.join(str(p) for p in written)}")
+
+
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
+    from mmaff.eval.cli_common import HelpFormatter, check_file
+
     parser = argparse.ArgumentParser(
-        description="Rewrite the reports of a metrics.json; put its results in a model card."
+        description="Rewrite the reports of a metrics.json; put its results in a model card.",
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("--metrics", required=True, help="metrics.json written by mmaff.eval.score")
+    parser.add_argument("--metrics", help="metrics.json written by mmaff.eval.score")
+    parser.add_argument("--compare", nargs="+", metavar="METRICS", help="compare runs: two or more metrics.json")
+    parser.add_argument("--out", help="with --compare: folder for comparison.md and comparison.png")
+    parser.add_argument("--names", help="with --compare: comma-separated column names, one per run")
+    parser.add_argument(
+        "--allow-mixed", action="store_true", help="with --compare: compare runs on other corpus builds or decoding"
+    )
     parser.add_argument("--model-card", help="a model card (README.md) whose metadata gets the eval results")
     parser.add_argument("--dataset-id", help="Hub id of the evaluation corpus (default: the corpus name)")
     parser.add_argument("--model-name", help="model name in the model-index (default: from the predictions)")
     args = parser.parse_args(argv)
+    if args.compare:
+        _compare(args)
+        return
+    if not args.metrics:
+        parser.error("--metrics or --compare is required")
+    check_file("--metrics", args.metrics, "give the metrics.json that `python -m mmaff.score --out DIR` wrote in DIR")
+    check_file("--model-card", args.model_card, "give an existing model card (README.md)")
     report = json.loads(Path(args.metrics).read_text(encoding="utf-8"))
     out = Path(args.metrics).parent
     _write_atomic(out / "results.md", results_markdown(report))
@@ -320,4 +407,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from mmaff.eval.cli_common import run_cli
+
+    run_cli(main)

@@ -128,6 +128,7 @@ def corpus_items(corpus_root: str | Path, tasks: dict[str, EvalTask]) -> dict[st
                         target_type=record["target_type"],
                         label_space=space,
                         answer=record["messages"][-1]["content"][0]["text"],
+                        subset=record.get("subset") or record["language"],
                     )
     return items
 
@@ -316,7 +317,8 @@ def _midpoint(space: Any) -> float:
 
 
 def score_corrected(task: EvalTask, items: list[Item], parsed: dict[str, Parsed], means: dict[str, Any]) -> dict:
-    """Pooled, per-language and (EI) per-emotion figures of one task in the corrected mode."""
+    """Pooled, per-language, per-subset (EWECT usual / virus blocks) and (EI) per-emotion figures of one task in the
+    corrected mode; EI tasks also get the official SemEval headline (`metrics.semeval_ei_official`)."""
 
     def block(rows: list[Item]) -> dict:
         gold = [i.gold for i in rows]
@@ -331,6 +333,9 @@ def score_corrected(task: EvalTask, items: list[Item], parsed: dict[str, Parsed]
             by_language[item.language].append(item)
         result["per_language"] = {lang: block(rows) for lang, rows in sorted(by_language.items())}
         result["language_macro"] = _language_macro(task, result["per_language"])
+    if "subset" in task.group_by:
+        result["per_subset"] = {subset: block(rows) for subset, rows in _grouped(items, _subset_of).items()}
+        result["subset_macro"] = _language_macro(task, result["per_subset"])
     if "emotion" in task.group_by:
         by_emotion = defaultdict(list)
         for item in items:
@@ -340,7 +345,33 @@ def score_corrected(task: EvalTask, items: list[Item], parsed: dict[str, Parsed]
         from mmaff.eval.metrics import per_group_mean
 
         result["emotion_mean_pearson"] = per_group_mean(per_emotion, "pearson")
+        if task.headline == "emotion_mean":  # SemEval-2018 EI: the official score
+            result.update(_ei_official(items, block))
     return result
+
+
+def _subset_of(item: Item) -> str:
+    return item.subset or item.language
+
+
+def _grouped(items: list[Item], key: Callable[[Item], str]) -> dict[str, list[Item]]:
+    groups: dict[str, list[Item]] = defaultdict(list)
+    for item in items:
+        groups[key(item)].append(item)
+    return dict(sorted(groups.items()))
+
+
+def _ei_official(items: list[Item], block: Callable[[list[Item]], dict]) -> dict[str, Any]:
+    """Every (language x emotion) cell the official scorer reports (one per emotion per language file), and the
+    official headline over them."""
+    from mmaff.eval.metrics import semeval_ei_official
+
+    cells = _grouped(items, lambda item: f"{item.language}|{item.emotion or '?'}")
+    per_cell = {tuple(cell.split("|", 1)): block(rows) for cell, rows in cells.items()}
+    return {
+        "per_language_emotion": {"|".join(cell): result for cell, result in per_cell.items()},
+        "official": semeval_ei_official(per_cell),
+    }
 
 
 def _language_macro(task: EvalTask, per_language: dict[str, dict]) -> dict[str, float | None]:
@@ -399,6 +430,7 @@ def score_paper(task: EvalTask, items: list[Item], predictions: dict[str, Reply]
         [i.answer for i in items],
         emotions=[i.emotion for i in items] if "emotion" in task.group_by else None,
         languages=[i.language for i in items] if "language" in task.group_by else None,
+        subsets=[_subset_of(i) for i in items] if "subset" in task.group_by else None,
     )
 
 
@@ -481,7 +513,9 @@ def score(
             corrected = entry["corrected"] = score_corrected(task, rows, parsed, means.get(name, {}))
             entry["primary_value"] = _primary_value(task, corrected)
             gold = [i.gold for i in rows]
-            entry["against_chance"] = against_chance(task.target_type, rows[0].label_space, gold, corrected["pooled"])
+            entry["against_chance"] = against_chance(
+                task.target_type, rows[0].label_space, gold, _headline_result(task, corrected)
+            )
             if label_scores is not None and task.target_type == "multi":
                 entry["corrected"]["ranking"] = _ranking_or_error(name, rows, label_scores, allow_partial)
         if "paper_compat" in modes and task.paper_compat:
@@ -510,7 +544,16 @@ def score(
 def _primary_value(task: EvalTask, corrected: dict) -> float | None:
     from mmaff.eval.metrics import metric_value
 
-    return metric_value(corrected["pooled"], task.primary)
+    return metric_value(_headline_result(task, corrected), task.primary)
+
+
+def _headline_result(task: EvalTask, corrected: dict) -> dict:
+    """The result the headline is read from: the pooled one, except that an EI task's Pearson is the official
+    mean of per-emotion Pearsons (the pooled Pearson mixes the emotions' scales)."""
+    official = corrected.get("official")
+    if official is None or task.primary != "pearson":
+        return corrected["pooled"]
+    return {**corrected["pooled"], "pearson": official["headline"]}
 
 
 def _foreign_label_scores(label_scores: dict | None, items: dict[str, Item], allow_partial: bool) -> int:
@@ -536,38 +579,69 @@ def _ranking_or_error(name: str, rows: list[Item], label_scores: dict, allow_par
     return {**score_ranking(covered, label_scores), "covered": len(covered)} if covered else None
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> Any:
     import argparse
 
-    from mmaff.eval.tasks import load_tasks
+    from mmaff.eval.cli_common import HelpFormatter, add_comma_list
 
-    parser = argparse.ArgumentParser(description="Score an id-keyed predictions JSONL against a built corpus.")
-    parser.add_argument("--predictions", required=True)
-    parser.add_argument("--corpus", required=True)
-    parser.add_argument("--out", required=True)
+    parser = argparse.ArgumentParser(
+        description="Score an id-keyed predictions JSONL against a built corpus.", formatter_class=HelpFormatter
+    )
+    parser.add_argument("--predictions", required=True, help="predictions file (mmaff.generate's --out)")
+    parser.add_argument("--corpus", required=True, help="the built corpus folder the predictions were made on")
+    parser.add_argument("--out", required=True, help="folder for metrics.json, results.md, plots/")
     parser.add_argument("--group", default="all", help="task group: all, text, image, video, mmaffben, extensions")
+    add_comma_list(parser, "--datasets", "only the tasks of these datasets (a,b or a b; default: all)")
+    add_comma_list(parser, "--tasks", "only these tasks, <dataset>/<subtask> (default: all of the group)")
     parser.add_argument("--allow-partial", action="store_true", help="score what is there and report coverage")
     parser.add_argument(
         "--label-scores", help="label-likelihood scores (mmaff.eval.likelihood) for the ranking metrics"
     )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    args = parser.parse_args(argv)
-    try:
-        label_scores = None
-        if args.label_scores:
-            from mmaff.eval.likelihood import read_label_scores
+    return parser
 
-            label_scores = read_label_scores(args.label_scores)
-        tasks = load_tasks(group=args.group)
-        report, scored = score(
-            args.predictions,
-            args.corpus,
-            tasks,
-            allow_partial=args.allow_partial,
-            label_scores=label_scores,
-        )
-    except (ScoringError, PredictionFileError) as error:
-        raise SystemExit(f"error: {error}") from None
+
+def selected_tasks(group: str, datasets: list[str] | None, names: list[str] | None) -> dict[str, EvalTask]:
+    """The tasks of `group`, narrowed to `datasets` / `names`; unknown names or an empty selection are errors."""
+    from mmaff.eval.cli_common import CliError, check_known
+    from mmaff.eval.tasks import DERIVED_GROUPS, load_tasks
+
+    every = load_tasks()
+    groups = set(DERIVED_GROUPS).union(*(t.groups for t in every.values()))
+    check_known("group", [group], groups, "groups are all, a modality, or a `groups` entry of eval/tasks/")
+    check_known("dataset", datasets, {t.dataset for t in every.values()}, "datasets with eval/tasks/<dataset>/")
+    check_known("task", names, every, "tasks are eval/tasks/<dataset>/<subtask>.yaml")
+    tasks = {
+        name: task
+        for name, task in every.items()
+        if group in task.groups and (not datasets or task.dataset in datasets) and (not names or name in names)
+    }
+    if not tasks:
+        raise CliError(f"no task in group {group} matches --datasets {datasets} --tasks {names}; widen the selection")
+    return tasks
+
+
+def main(argv: list[str] | None = None) -> None:
+    from mmaff.encode.corpus import open_corpus
+    from mmaff.eval.cli_common import check_file
+
+    args = build_parser().parse_args(argv)
+    check_file("--predictions", args.predictions, "give the --out file of `python -m mmaff.generate`")
+    check_file("--label-scores", args.label_scores, "give the --out file of `python -m mmaff.likelihood`")
+    corpus_root = open_corpus(args.corpus).root
+    tasks = selected_tasks(args.group, args.datasets, args.tasks)
+    label_scores = None
+    if args.label_scores:
+        from mmaff.eval.likelihood import read_label_scores
+
+        label_scores = read_label_scores(args.label_scores)
+    report, scored = score(
+        args.predictions,
+        corpus_root,
+        tasks,
+        allow_partial=args.allow_partial,
+        label_scores=label_scores,
+    )
     if report["run_matches_corpus"] is False:
         print(
             f"warning: {args.predictions} was generated from another build of the corpus "
@@ -585,4 +659,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from mmaff.eval.cli_common import run_cli
+
+    run_cli(main, extra=(ScoringError,))

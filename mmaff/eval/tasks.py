@@ -38,8 +38,11 @@ EXTENSIONS_GROUP = "extensions"  # every task outside PAPER_GROUP
 MODALITIES = ("text", "image", "video")
 DERIVED_GROUPS = frozenset({"all", EXTENSIONS_GROUP, *MODALITIES})
 
-GROUP_KEYS = {"language", "emotion"}
-TASK_KEYS = {"include", "split", "generation", "metrics", "primary", "group_by", "groups"}
+GROUP_KEYS = {"language", "emotion", "subset"}
+TASK_KEYS = {"include", "split", "generation", "metrics", "primary", "group_by", "groups", "headline"}
+# how the pooled headline of a task grouped by emotion is formed: one figure over all items, or SemEval-2018's
+# official EI score (per language, the mean of the per-emotion figures; then the mean over languages)
+HEADLINES = ("pooled", "emotion_mean")
 DEFAULT_KEYS = TASK_KEYS - {"include"}
 
 
@@ -104,6 +107,7 @@ class EvalTask:
     primary: str
     group_by: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
+    headline: str = "pooled"
     path: Path = field(default=Path(), compare=False)
 
     @property
@@ -214,6 +218,7 @@ def _task(path: Path, root: Path, defaults: Mapping[str, Any], registry: Mapping
         primary=settings["primary"],
         group_by=tuple(settings["group_by"]),
         groups=_groups(path, settings["groups"], spec.modality),
+        headline=str(settings.get("headline", "pooled")),
         path=path,
     )
 
@@ -263,6 +268,10 @@ def _check_one(task: EvalTask) -> None:
     allowed = declarable_metrics()[task.target_type]
     if not set(task.metrics) <= allowed or task.primary not in task.metrics:
         raise TaskError(f"{where}: metrics {task.metrics} / primary {task.primary} not in {sorted(allowed)}")
+    if task.headline not in HEADLINES or (task.headline == "emotion_mean" and "emotion" not in task.group_by):
+        raise TaskError(
+            f"{where}: headline {task.headline!r} must be one of {list(HEADLINES)} (emotion_mean needs group_by emotion)"
+        )
     if not set(task.group_by) <= GROUP_KEYS:
         raise TaskError(f"{where}: group_by {task.group_by} must be within {sorted(GROUP_KEYS)}")
     if task.target_type != "open" and task.generation.num_return_sequences > 1:

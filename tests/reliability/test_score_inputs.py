@@ -4,6 +4,8 @@ file and line, never scored as its JSON text."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -41,10 +43,11 @@ def test_non_text_prediction_is_an_error_naming_the_line(tmp_path, prediction, s
 
 
 def test_cli_reports_one_line_not_a_traceback(tmp_path, sample_corpus):
-    from mmaff.eval.score import main
-
     path = _write_lines(tmp_path / "p.jsonl", [{"id": "x", "prediction": None}])
-    with pytest.raises(SystemExit) as caught:
-        main(["--predictions", str(path), "--corpus", str(sample_corpus), "--out", str(tmp_path / "out")])
-    assert str(caught.value) == f"error: {path}:1: prediction must be a string or a list of strings (beams), got null"
+    command = ["--predictions", str(path), "--corpus", str(sample_corpus), "--out", str(tmp_path / "out")]
+    done = subprocess.run([sys.executable, "-m", "mmaff.score", *command], capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"error: {path}:1: prediction must be a string or a list of strings (beams), got null"
+    ]
     assert not (tmp_path / "out" / "metrics.json").exists()
