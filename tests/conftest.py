@@ -52,3 +52,16 @@ def test_records(corpus) -> list[dict]:
     from mmaff.encode.corpus import read_records
 
     return read_records(corpus.root, "test")
+
+
+@pytest.fixture(scope="session")
+def gold_answers(sample_corpus) -> dict[str, str]:
+    """id -> the assistant answer the corpus trains on, for every test record."""
+    import orjson
+
+    answers = {}
+    for path in sorted((sample_corpus / "test").glob("*.jsonl")):
+        for line in path.read_bytes().splitlines():
+            record = orjson.loads(line)
+            answers[record["id"]] = record["messages"][-1]["content"][0]["text"]
+    return answers

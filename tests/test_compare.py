@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import orjson
 import pytest
 
 from mmaff.eval.compare import CompareError, write_comparison
@@ -15,16 +14,6 @@ from mmaff.eval.score import score
 from mmaff.eval.tasks import load_tasks
 
 TASKS = load_tasks()
-
-
-@pytest.fixture(scope="module")
-def gold_answers(sample_corpus) -> dict[str, str]:
-    answers = {}
-    for path in sorted((sample_corpus / "test").glob("*.jsonl")):
-        for line in path.read_bytes().splitlines():
-            record = orjson.loads(line)
-            answers[record["id"]] = record["messages"][-1]["content"][0]["text"]
-    return answers
 
 
 def _scored_run(out, sample_corpus, answers: dict[str, str]):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import random
 
-import orjson
 import pytest
 
 from mmaff.eval.predictions import PredictionFileError
@@ -14,17 +13,6 @@ from mmaff.eval.score import ScoringError, corpus_items, join, parse_all, read_r
 from mmaff.eval.tasks import load_tasks
 
 TASKS = load_tasks()
-
-
-@pytest.fixture(scope="module")
-def gold_answers(sample_corpus):
-    """id -> the assistant answer the corpus trains on, for every test record."""
-    answers = {}
-    for path in sorted((sample_corpus / "test").glob("*.jsonl")):
-        for line in path.read_bytes().splitlines():
-            record = orjson.loads(line)
-            answers[record["id"]] = record["messages"][-1]["content"][0]["text"]
-    return answers
 
 
 def _write(path, rows):

@@ -4,11 +4,11 @@
                           [--mixture data_builders/mixtures/mmaffin.yaml] [--strict] [--workers N] [--no-cache]
                           [--wait]
 
-The mixture is validated whole first (mmaff/mixture.py). One build at a time per output: a second one fails at
+The mixture is validated whole first (mmaff/data/mixture.py). One build at a time per output: a second one fails at
 once naming the pid that holds `.<out>.lock`, or waits for it with --wait. Each dataset is built into a staging
 folder next to the output (`.<out>.stage/<dataset>/`, reused when its code, config and input files are unchanged,
 so an interrupted build resumes). The corpus is assembled in a temporary folder and exchanged with the old one in
-one step (mmaff/publish.py): a failed or killed build leaves the previous corpus untouched, and the next build
+one step (mmaff/data/publish.py): a failed or killed build leaves the previous corpus untouched, and the next build
 removes what it left. Pool workers die with the build (mmaff/workers.py). Paths in the outputs are relative to the
 raw root, so the same inputs give the same bytes wherever they sit.
 """
@@ -19,7 +19,6 @@ import argparse
 import contextlib
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -38,7 +37,16 @@ from mmaff.data.publish import OutputBusy, output_lock, publish, recover, temp_p
 from mmaff.data.rawio import MissingData, RawFormatError
 from mmaff.data.registry import REGISTRY_PATH, DatasetSpec, load_registry
 from mmaff.data.schema import SPLITS
-from mmaff.data.stage import MEDIA_DIGESTS, RAW_STATE, build_dataset, raw_files, reflink, sha256_file, stat_key
+from mmaff.data.stage import (
+    MEDIA_DIGESTS,
+    RAW_STATE,
+    build_dataset,
+    raw_files,
+    reflink,
+    relative_paths,
+    sha256_file,
+    stat_key,
+)
 from mmaff.data.templates import load_template, template_sources
 from mmaff.paths import PROJECT_ROOT
 from mmaff.workers import pool_initializer
@@ -55,7 +63,7 @@ class BuildError(RuntimeError):
 
 
 def load_mixture(path: Path, registry: dict[str, DatasetSpec]) -> tuple[Mixture, list[Entry]]:
-    """The mixture validated whole (mmaff/mixture.py); BuildError naming the file and key at the first problem."""
+    """The mixture validated whole (mmaff/data/mixture.py); BuildError naming the file and key at the first problem."""
     try:
         mixture = mixtures.load(path, registry)
     except MixtureError as err:
@@ -152,23 +160,16 @@ def _build_one(args: tuple[str, str, str, str, Entry, str, bool, int, MediaBudge
         )
     except MissingData as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        return key, "missing", _relative_to_raw_root(str(err), raw_root)
+        return key, "missing", relative_paths(str(err), [raw_root])
     except RawFormatError as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        return key, "error", _relative_to_raw_root(str(err), raw_root)
+        return key, "error", relative_paths(str(err), [raw_root])
     (tmp / "DONE.json").write_bytes(
         orjson.dumps({"fingerprint": fingerprint, "stats": stats}, option=orjson.OPT_INDENT_2)
     )
     shutil.rmtree(stage, ignore_errors=True)
     tmp.rename(stage)
     return key, "built", stats
-
-
-def _relative_to_raw_root(message: str, raw_root: Path) -> str:
-    """A message with paths under the raw root written relative to it (POSIX): the same inputs give the same
-    manifest and card wherever they sit on disk."""
-    root = re.escape(raw_root.as_posix().rstrip("/"))
-    return re.sub(rf"{root}(/|(?![\w.-]))", lambda m: "" if m.group(1) == "/" else ".", message)
 
 
 def _git_state() -> dict[str, Any]:

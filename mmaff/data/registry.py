@@ -20,7 +20,6 @@ from mmaff.data.schema import MODALITIES, TARGET_TYPES
 from mmaff.paths import REGISTRY_PATH
 
 
-
 class RegistryError(ValueError):
     pass
 

@@ -35,6 +35,7 @@ import hashlib
 import heapq
 import itertools
 import os
+import re
 import shutil
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -143,10 +144,13 @@ def copy_independent(src: Path, dst: Path) -> None:
         raise
 
 
-def _relative_paths(detail: str, replacements: list[tuple[str, str]]) -> str:
-    for absolute, relative in replacements:
-        detail = detail.replace(absolute, relative)
-    return detail
+def relative_paths(text: str, roots: list[Path]) -> str:
+    """`text` with paths under any of `roots` written relative to it (POSIX; the root itself as "."): the same
+    inputs give the same manifest, card and rejects wherever they sit on disk."""
+    for root in roots:
+        prefix = re.escape(root.as_posix().rstrip("/"))
+        text = re.sub(rf"{prefix}(/|(?![\w.-]))", lambda m: "" if m.group(1) == "/" else ".", text)
+    return text
 
 
 # One rejected record (or unreadable row), as pass 1 and pass 2 note it before rows are grouped into lines.
@@ -235,11 +239,8 @@ class _Pass1:
         self.out = open(stage / "examples.jsonl", "wb", buffering=1 << 20)
         self.rejects = open(stage / "rejects.pass1", "wb")
         self.row, self.seq = -1, -1  # the current input row (a builder reject or a primary example starts one)
-        self.display = [  # absolute paths in reject details -> relative to the raw root (or to the stage media)
-            (str(stage / "media") + "/", ""),
-            (str(raw_root.resolve()) + "/", ""),
-            (str(raw_root) + "/", ""),
-        ]
+        # absolute paths in reject details -> relative to the raw root (generated media: to the stage's media)
+        self.display = [stage / "media", raw_root.resolve(), raw_root]
 
     def close(self) -> Facts:
         self.out.close()
@@ -253,7 +254,7 @@ class _Pass1:
             self.row += 1
             stats.rows += 1
             stats.rejected[item.reason] += 1
-            item.detail = _relative_paths(item.detail, self.display)
+            item.detail = relative_paths(item.detail, self.display)
             self.rejects.write(_reject_entry(self.row, self.seq, None, None, item))
             return
         self.row += item.primary
@@ -308,7 +309,7 @@ class _Pass1:
         return described
 
     def _reject(self, item: Example, record_id: str | None, stats: FileStats, reason: str, detail: str) -> None:
-        detail = _relative_paths(detail, self.display)
+        detail = relative_paths(detail, self.display)
         reject = Reject(item.file, item.line, reason, excerpt(item.text or item.source_id), detail)
         self.rejects.write(_reject_entry(self.row, self.seq, item, record_id, reject))
         if item.primary:

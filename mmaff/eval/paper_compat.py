@@ -406,14 +406,8 @@ def acc_and_f1_multilabel(y_true: Any, y_pred: Any) -> tuple[float, float, float
     gold or prediction scores F1 = 1.0 in the macro average (EMOTIC's neutral, SAMSEMO's column 7).
     Used for E-c, XED, EMOTIC-EC, SAMSEMO and MELD-EC.
     """
-    accuracy_score, f1_score, jaccard_score = _sklearn()
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        micro = f1_score(y_true, y_pred, average="micro")
-        macro = f1_score(y_true, y_pred, average="macro", zero_division=1)
-        acc = jaccard_score(y_true, y_pred, average="weighted")
-    return float(acc), float(micro), float(macro)
+    _, _, jaccard_score = _sklearn()
+    return _with_notebook_f1s(lambda t, p: jaccard_score(t, p, average="weighted"), y_true, y_pred)
 
 
 def exact_match_acc_and_f1(y_true: Any, y_pred: Any) -> tuple[float, float, float]:
@@ -423,13 +417,19 @@ def exact_match_acc_and_f1(y_true: Any, y_pred: Any) -> tuple[float, float, floa
     single-label task is wrong even if it contains the gold); macro-F1 with ``zero_division=1``; micro-F1 is
     printed by the notebook but not saved.
     """
-    accuracy_score, f1_score, _ = _sklearn()
+    accuracy_score, _, _ = _sklearn()
+    return _with_notebook_f1s(accuracy_score, y_true, y_pred)
+
+
+def _with_notebook_f1s(acc_of: Any, y_true: Any, y_pred: Any) -> tuple[float, float, float]:
+    """(the notebook's "acc", micro-F1, macro-F1 with ``zero_division=1``) on multi-hot rows, warnings silenced."""
+    _, f1_score, _ = _sklearn()
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         micro = f1_score(y_true, y_pred, average="micro")
         macro = f1_score(y_true, y_pred, average="macro", zero_division=1)
-        acc = accuracy_score(y_true, y_pred)
+        acc = acc_of(y_true, y_pred)
     return float(acc), float(micro), float(macro)
 
 
