@@ -7,6 +7,15 @@ DATASETS ?=
 OUT ?= data/mmaffin
 MIXTURE ?= data_builders/mixtures/mmaffin.yaml
 TINY_MODEL ?= outputs/tiny-qwen2.5-vl
+# train-smoke -> SMOKE_OUT (its output_dir; SMOKE_ARGS: more recipe flags, e.g. --max_steps 2); the smoke recipe
+# merges the adapter (merge_lora: true) into SMOKE_MODEL, which eval-smoke evaluates into EVAL_SMOKE_OUT, on the
+# datasets EVAL_SMOKE_DATASETS (a,b; default: the whole test split)
+SMOKE_OUT ?= outputs/smoke
+SMOKE_MODEL ?= $(SMOKE_OUT)/merged
+SMOKE_ARGS ?=
+EVAL_SMOKE_OUT ?= outputs/eval-smoke
+EVAL_SMOKE_DATASETS ?=
+comma := ,
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
@@ -28,29 +37,46 @@ build-mmaffin: setup  ## build the MMAFFIn corpus into $(OUT) from $(RAW_ROOT) (
 tiny-model: setup  ## a tiny random Qwen2.5-VL with the real Qwen2.5 vocabulary and processor, offline -> $(TINY_MODEL)
 	$(BIN)/python -m mmaff.tiny_model --out $(TINY_MODEL)
 
-train-smoke: tiny-model  ## CPU end-to-end training: tiny model, bundled corpus, LoRA, 2 processes -> outputs/smoke/
+train-smoke: tiny-model  ## CPU end-to-end training: tiny model, bundled corpus, LoRA, 2 processes -> $(SMOKE_OUT)/
 	test -f $(OUT)/manifest.json || $(MAKE) build-mmaffin
 	OMP_NUM_THREADS=1 $(BIN)/accelerate launch --config_file ds_configs/accelerate/cpu_2proc.yaml recipes/sft_7b.py \
-		--config recipes/smoke/config_lora.yaml --model_name_or_path $(TINY_MODEL) --corpus $(OUT)
+		--config recipes/smoke/config_lora.yaml --model_name_or_path $(TINY_MODEL) --corpus $(OUT) \
+		--output_dir $(SMOKE_OUT) $(SMOKE_ARGS)
 
-eval-smoke: tiny-model  ## CPU end-to-end evaluation: tiny model on the bundled test split -> outputs/eval-smoke/
+# The model eval-smoke evaluates: the smoke-trained one when train-smoke has written it, else the untrained tiny
+# model. `=` and a shell test (not $(wildcard), whose directory cache is stale): looked up when eval-smoke runs, so
+# `make train-smoke eval-smoke` evaluates the model it has just trained.
+SMOKE_TRAINED = $(shell test -f $(SMOKE_MODEL)/config.json && echo $(SMOKE_MODEL))
+EVAL_MODEL = $(or $(SMOKE_TRAINED),$(TINY_MODEL))
+EVAL_SELECTION = --corpus $(OUT) --split test $(if $(EVAL_SMOKE_DATASETS),--datasets $(EVAL_SMOKE_DATASETS))
+
+# generate + label likelihoods + score: model $(1) on the test split -> folder $(2)
+evaluate = $(BIN)/python -m mmaff.generate --backend hf --model $(1) $(EVAL_SELECTION) \
+		--out $(2)/predictions.jsonl --batch-size 8 \
+	&& $(BIN)/python -m mmaff.likelihood --model $(1) $(EVAL_SELECTION) --out $(2)/label_scores.jsonl \
+	&& $(BIN)/python -m mmaff.score --predictions $(2)/predictions.jsonl --corpus $(OUT) \
+		$(if $(EVAL_SMOKE_DATASETS),--datasets $(EVAL_SMOKE_DATASETS)) --label-scores $(2)/label_scores.jsonl --out $(2)
+
+# Evaluation only: it never trains (`make train-smoke eval-smoke` does both).
+eval-smoke: tiny-model  ## CPU end-to-end evaluation of $(SMOKE_MODEL) (else the untrained tiny model) on the bundled test split -> $(EVAL_SMOKE_OUT)/
 	test -f $(OUT)/manifest.json || $(MAKE) build-mmaffin
-	rm -rf outputs/eval-smoke  # a fresh run: a file of an earlier run with other decoding would be refused
-	$(BIN)/python -m mmaff.generate --backend hf --model $(TINY_MODEL) --corpus $(OUT) --split test \
-		--out outputs/eval-smoke/predictions.jsonl --batch-size 8
-	$(BIN)/python -m mmaff.likelihood --model $(TINY_MODEL) --corpus $(OUT) --split test \
-		--out outputs/eval-smoke/label_scores.jsonl
-	$(BIN)/python -m mmaff.score --predictions outputs/eval-smoke/predictions.jsonl --corpus $(OUT) \
-		--label-scores outputs/eval-smoke/label_scores.jsonl --out outputs/eval-smoke
-	$(BIN)/python -m mmaff.chained --backend hf --model $(TINY_MODEL) --corpus $(OUT) --split test \
-		--out outputs/eval-smoke/chained/predictions.jsonl --batch-size 8 --score-out outputs/eval-smoke/chained
-	$(BIN)/python -m mmaff.chained --report outputs/eval-smoke/metrics.json outputs/eval-smoke/chained/metrics.json \
-		outputs/eval-smoke/metrics.json --report-out outputs/eval-smoke/chained/comparison.md
+	rm -rf $(EVAL_SMOKE_OUT)  # a fresh run: a file of an earlier run with other decoding would be refused
+	@echo "eval-smoke: evaluating $(EVAL_MODEL) $(if $(SMOKE_TRAINED),(smoke-trained; baseline: the untrained \
+		$(TINY_MODEL)),(untrained: no smoke-trained model at $(SMOKE_MODEL); make train-smoke writes it))"
+	$(call evaluate,$(EVAL_MODEL),$(EVAL_SMOKE_OUT))
+	$(BIN)/python -m mmaff.chained --backend hf --model $(EVAL_MODEL) $(EVAL_SELECTION) \
+		--out $(EVAL_SMOKE_OUT)/chained/predictions.jsonl --batch-size 8 --score-out $(EVAL_SMOKE_OUT)/chained
+	$(BIN)/python -m mmaff.chained --report $(EVAL_SMOKE_OUT)/metrics.json $(EVAL_SMOKE_OUT)/chained/metrics.json \
+		$(EVAL_SMOKE_OUT)/metrics.json --report-out $(EVAL_SMOKE_OUT)/chained/comparison.md
+	$(if $(SMOKE_TRAINED),$(call evaluate,$(TINY_MODEL),$(EVAL_SMOKE_OUT)/tiny-untrained))
+	$(if $(SMOKE_TRAINED),$(BIN)/python -m mmaff.report --compare $(EVAL_SMOKE_OUT)/tiny-untrained/metrics.json \
+		$(EVAL_SMOKE_OUT)/metrics.json --names tiny-untrained$(comma)smoke-trained --out $(EVAL_SMOKE_OUT)/compare, \
+		echo "eval-smoke: comparison with the untrained tiny model skipped: no smoke-trained model at $(SMOKE_MODEL)")
 
 # make score PRED=<predictions.jsonl> CORPUS=<built corpus dir> OUT=<dir>  (OUT defaults to outputs/scores here)
 score: setup  ## score an id-keyed predictions JSONL (both modes) -> $(OUT)/{metrics.json,results.md,plots/,...}
 	$(BIN)/python -m mmaff.score --predictions $(PRED) --corpus $(or $(CORPUS),data/mmaffin) $(if $(LABEL_SCORES),--label-scores $(LABEL_SCORES)) \
-		--out $(if $(filter command line,$(origin OUT)),$(OUT),outputs/scores)
+		$(if $(SIM_MODEL),--sim-model $(SIM_MODEL)) --out $(if $(filter command line,$(origin OUT)),$(OUT),outputs/scores)
 
 test: setup  ## all tests (CPU, offline); the real-data tier runs when ../shared/realdata exists
 	$(BIN)/python -m pytest -q tests

@@ -2,8 +2,12 @@
 
 Layout: `<raw_root>/masive/{en,es}/{train,val,test}.csv`; the `_sub_k`/`_trans` variants are ignored unless
 option `file_suffix` names one (e.g. "_trans" reads `train_trans.csv`). The CSV is not public, so this reader
-assumes only what the authors' code uses: a header row naming at least `id`, `input`, `t5_trg` (and
-`clip_input` when option `text_field: clip_input`); other columns (e.g. a pandas index) are ignored.
+assumes only what the authors' code uses: a header row naming at least `id`, `t5_trg` and the text column of
+option `text_field`; other columns (e.g. a pandas index) are ignored.
+Text: option `text_field`, default `clip_input`, the context the authors train and evaluate on
+(`input_col: clip_input` in every config of code/configs/, `--input-col` default of code/masive_eval.py);
+`text_field: input` takes the full post instead (the mixture's `options:` of `masive`). A CSV without the chosen
+column is an error naming the file, the column and that option.
 `input` is a Reddit post whose affective-state words were replaced by T5 sentinels `<extra_id_0>`,
 `<extra_id_1>`, ...; `t5_trg` is the T5 span target `<extra_id_0> term0 <extra_id_1> term1 [<extra_id_2>]`
 (closing sentinel optional; `</s>`/`<pad>` tokens are dropped). A final sentinel with nothing after it is
@@ -39,12 +43,20 @@ SENTINEL = re.compile(r"<extra_id_(\d+)>")
 _SPECIAL = re.compile(r"</s>|<pad>")
 
 
-def _columns(path: Path, rel: str, needed: tuple[str, ...]) -> list[str]:
+TEXT_FIELD_FIX = {
+    "clip_input": "the clipped context (text_field: clip_input, the default) is not in this file; to use the full "
+    "post set `options: {text_field: input}` under `masive:` in the mixture YAML",
+    "input": "the full post (text_field: input) is not in this file; drop the option to use clip_input",
+}
+
+
+def _columns(path: Path, rel: str, needed: tuple[str, ...], text_field: str) -> list[str]:
     with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
         header = [c.strip() for c in next(csv.reader(f), [])]
-    missing = [c for c in needed if c not in header]
+    missing = [c for c in (*needed, text_field) if c not in header]
     if missing:
-        raise RawFormatError(rel, 1, f"header {header} lacks columns {missing}")
+        fix = f"; {TEXT_FIELD_FIX[text_field]}" if text_field in missing and text_field in TEXT_FIELD_FIX else ""
+        raise RawFormatError(rel, 1, f"header {header} lacks columns {missing}{fix}")
     return header
 
 
@@ -80,7 +92,7 @@ def _example(row: dict[str, str], text_field: str, rel: str, line: int, lang: st
 
 
 def build(ctx: BuildContext) -> Iterator[Example | Reject]:
-    text_field = ctx.options.get("text_field", "input")
+    text_field = ctx.options.get("text_field", "clip_input")
     suffix = ctx.options.get("file_suffix", "")
     split_map = ctx.spec.splits["map"]
     files = [
@@ -93,7 +105,7 @@ def build(ctx: BuildContext) -> Iterator[Example | Reject]:
         raise MissingData(f"{ctx.raw_dir}: no {{{','.join(ctx.spec.languages)}}}/<split>{suffix}.csv file")
     for lang, split, path in files:
         rel = ctx.track(path)
-        header = _columns(path, rel, ("id", "t5_trg", text_field))
+        header = _columns(path, rel, ("id", "t5_trg"), text_field)
         for item in read_csv(path, rel, header=None, columns=len(header), multiline=True):
             if isinstance(item, Reject):
                 yield item

@@ -32,7 +32,7 @@ ALLOWED = {
     "encode": {"data"},
     "train": {"data", "encode", "hub"},
     "eval": {"data", "encode", "hub"},
-    "hub": {"data"},
+    "hub": {"data", "encode", "train", "eval"},  # publishing may use every stage below it (issue 13)
     "testing": {"data", "encode"},
     "shared": set(),
 }

@@ -11,6 +11,7 @@ import pytest
 from mmaff.data.registry import load_registry
 from mmaff.eval.chained import (
     BROKEN_CHAIN_REPLY,
+    ChainError,
     PromptRewriter,
     build_chains,
     first_path,
@@ -243,3 +244,36 @@ def test_second_steps_run_on_the_tiny_model_with_the_parsed_given(tiny_model_dir
         assert row["backend"] == "hf" and "prompt_tokens" in row and isinstance(row["prediction"], str)
         assert row["first_step"]["status"] == "strict"
         assert row["first_step"]["parsed"] == chain.record["given"][chain.given.task]
+
+
+def test_report_puts_every_column_over_the_chained_items(chains, test_records, sample_corpus, tmp_path):
+    """An ordinary run right only on the source rows of one chain per task, a chained run of those chains: the
+    report's oracle and single figures are over those rows (single 1.0), not over whole tasks (lower)."""
+    from mmaff.eval.score import score
+
+    chosen = [next(c for c in chains if c.record["subtask"] == name) for name in ("V-reg>E-c", "E-c>V-reg")]
+    rows = {c.record["source"]["source_id"] for c in chosen}
+    semeval = [r for r in test_records if r["dataset"] == "semeval2018"]
+    ordinary = tmp_path / "run" / "predictions.jsonl"
+    with PredictionWriter(ordinary) as writer:
+        writer.write(
+            {"id": r["id"], "prediction": gold_answer(r) if r["source"]["source_id"] in rows else ""} for r in semeval
+        )
+    tasks = {name: task for name, task in load_tasks().items() if name.startswith("semeval2018/")}
+    run, _ = score(ordinary, sample_corpus, tasks, modes=("corrected",))
+    (tmp_path / "run" / "metrics.json").write_text(json.dumps(run))
+    whole = {name: entry["primary_value"] for name, entry in run["tasks"].items()}
+
+    chained_out = tmp_path / "chained.jsonl"
+    run_chained(chosen, FakeBackend(gold_answer), chained_out)
+    chained = score_chained(chained_out, sample_corpus, chosen, tmp_path / "chained", allow_partial=True)
+    metrics = tmp_path / "run" / "metrics.json"
+    table = write_comparison(metrics, chained, metrics)
+    same = json.loads(chained.read_text())["tasks"]["semeval2018/V-reg>E-c"]["primary_value"]  # gold in both runs
+    assert f"| semeval2018/V-reg>E-c | {same:.4f} | {same:.4f} | 1.0000 (semeval2018/E-c) | 1 | 0/1 | 0/1 |" in table
+    assert whole["semeval2018/E-c"] < 1.0  # the whole task: its other rows were answered wrong
+
+    elsewhere = tmp_path / "elsewhere.json"  # a metrics.json whose predictions file is gone
+    elsewhere.write_text(json.dumps({**run, "predictions": str(tmp_path / "gone.jsonl")}))
+    with pytest.raises(ChainError, match=r"elsewhere.json: its predictions file .*gone.jsonl is not there"):
+        write_comparison(elsewhere, chained, metrics)

@@ -60,6 +60,24 @@ def test_generate_selection_errors_are_one_line(sample_corpus, tmp_path, extra, 
     assert not (tmp_path / "p.jsonl").exists()
 
 
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--concurrency", "0"], ["--concurrency 0: out of range"]),
+        (["--timeout", "0"], ["--timeout 0.0: out of range"]),
+        (["--base-url", "localhost:8000/v1"], ["--base-url localhost:8000/v1", "http(s)://host"]),
+        (["--base-url", "ftp://u:pw-secret@h/v1"], ["--base-url ftp://h/v1", "http(s)://host"]),
+        (["--extra-body", "{top_k: 1}"], ["--extra-body", "not JSON"]),
+        (["--extra-body", "[1]"], ["--extra-body", "a JSON object is needed"]),
+    ],
+)
+def test_openai_backend_flag_errors_are_one_line(sample_corpus, tmp_path, extra, expected) -> None:
+    args = ["--backend", "openai", "--model", "served", "--corpus", str(sample_corpus)]
+    result = run_cli("mmaff.generate", *args, "--out", str(tmp_path / "p.jsonl"), *extra)
+    line = assert_one_line_error(result, *expected)
+    assert "pw-secret" not in line and not (tmp_path / "p.jsonl").exists()
+
+
 @pytest.mark.parametrize("module", ["mmaff.generate", "mmaff.likelihood"])
 def test_a_missing_model_folder_is_one_line(module, sample_corpus, tmp_path) -> None:
     result = run_cli(module, "--model", "outputs/no-such-run/merged", "--corpus", str(sample_corpus), "--out", "x")
@@ -136,7 +154,7 @@ def test_selected_records_follow_datasets_tasks_and_limit(corpus) -> None:
 def test_likelihood_target_types_take_commas() -> None:
     args = likelihood._parse_args(["--model", "m", "--out", "o", "--target-types", "multi,single"])
     assert args.target_types == ["multi", "single"]
-    assert likelihood._parse_args(["--model", "m", "--out", "o"]).target_types == ["multi"]
+    assert likelihood._parse_args(["--model", "m", "--out", "o"]).target_types == ["multi", "open"]
     with pytest.raises(SystemExit):
         likelihood._parse_args(["--model", "m", "--out", "o", "--target-types", "multi,bogus"])
 

@@ -23,9 +23,7 @@ from helpers import LoopbackJSONServer
 
 from mmaff.data.media import smart_resize
 from mmaff.eval.generate import (
-    APIError,
     HFGenerator,
-    OpenAIChatGenerator,
     Prediction,
     generate,
     generate_data_parallel,
@@ -33,6 +31,7 @@ from mmaff.eval.generate import (
     shard_path,
     task_decodings,
 )
+from mmaff.eval.openai_backend import APIError, OpenAIChatGenerator
 from mmaff.eval.predictions import PredictionFileError, PredictionWriter, done_ids, merge_shards, read_predictions
 from mmaff.eval.tasks import record_task
 
@@ -321,7 +320,7 @@ def _canned(messages: list[dict[str, Any]], max_tokens: int) -> str:
 class FakeChatServer(LoopbackJSONServer):
     """A loopback `/v1/chat/completions`: checks the request shape (422 if wrong), answers `_canned(...)` with
     padding, and misbehaves per request key as `plan` says, one behaviour per attempt: "429", "500", "timeout"
-    (answers after `stall` seconds), "400"."""
+    (answers after `stall` seconds), "drop" (closes the connection without an answer), "400", "409"."""
 
     def __init__(self, plan: dict[str, list[str]], stall: float) -> None:
         self.plan, self.stall = plan, stall
@@ -345,9 +344,12 @@ class FakeChatServer(LoopbackJSONServer):
         behaviour = plan[attempt] if attempt < len(plan) else "ok"
         if behaviour == "timeout":
             time.sleep(self.stall)
-        elif behaviour in ("429", "500", "400"):
+        elif behaviour == "drop":
+            handler.close_connection = True
+            return None
+        elif behaviour in ("429", "500", "400", "409"):
             headers = {"Retry-After": "0"} if behaviour == "429" else {}
-            message = "unsupported request: test refusal" if behaviour == "400" else f"transient {behaviour}"
+            message = f"transient {behaviour}" if behaviour in ("429", "500") else "test refusal"
             return self.send(handler, int(behaviour), {"error": {"message": message}}, headers)
         content = "  " + _canned(payload["messages"], payload["max_tokens"]) + "\n"
         choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
@@ -383,7 +385,7 @@ def _probe(corpus) -> OpenAIChatGenerator:
 
 
 def _client(server: FakeChatServer, corpus, **kwargs: Any) -> OpenAIChatGenerator:
-    options = {"concurrency": 3, "timeout": 1.0, "max_retries": 3, "backoff": 0.01, "decoder": "pyav", **kwargs}
+    options = {"concurrency": 3, "timeout": 1.0, "max_retries": 3, "decoder": "pyav", **kwargs}
     return OpenAIChatGenerator(
         server.base_url, "judge-model", "sk-test", corpus_root=corpus.root, budget=corpus.budget, **options
     )
@@ -470,6 +472,36 @@ def test_openai_client_does_not_retry_a_400_and_names_the_id(tmp_path, corpus, a
     finally:
         server.close()
     assert sorted(read_predictions(path).rows) == sorted(r["id"] for r in api_records)
+
+
+def test_openai_client_sends_extra_body_fields_and_records_them(corpus, api_records) -> None:
+    server = FakeChatServer({}, stall=0)
+    record = api_records[0]
+    try:
+        client = _client(server, corpus, extra_body={"top_k": 1, "seed": 7})
+        answer = client.request(record)
+    finally:
+        server.close()
+    (payload,) = server.payloads.values()
+    assert payload["top_k"] == 1 and payload["seed"] == 7 and answer.extra["attempts"] == 1
+    assert client.decoding == {"temperature": 0, "video_mode": "frames", "beam_search": "none", "top_k": 1, "seed": 7}
+
+
+def test_openai_client_retries_a_dropped_connection_but_not_a_409(corpus, api_records) -> None:
+    """A connection closed without an answer is a network failure (retried); a 409 is a client error here,
+    though the SDK alone would retry it (OpenAI's lock timeouts)."""
+    probe = _probe(corpus)
+    dropped, conflict = api_records[0], api_records[1]
+    plan = {_key(probe.messages(dropped)): ["drop"], _key(probe.messages(conflict)): ["409", "409"]}
+    server = FakeChatServer(plan, stall=0)
+    try:
+        client = _client(server, corpus, max_retries=2)
+        assert client.request(dropped).extra["attempts"] == 2
+        with pytest.raises(APIError, match=rf"{conflict['id']}: HTTP 409 from .*: test refusal") as failure:
+            client.request(conflict)
+    finally:
+        server.close()
+    assert server.attempts[_key(probe.messages(conflict))] == 1 and "gave up" not in str(failure.value)
 
 
 def test_openai_client_gives_up_after_max_retries(corpus, api_records) -> None:

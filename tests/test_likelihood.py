@@ -193,8 +193,11 @@ def test_cli_rows_feed_the_ranking_metrics_and_a_rerun_resumes(varied_model_dir,
     assert rows[0]["backend"] == "hf" and rows[0]["scoring"] == SCORING
 
     scores = read_label_scores(out)
-    records = {r["id"]: r for r in select_records(read_records(sample_corpus, "test"), ["multi"], 2)}
-    assert set(scores) == set(records)
+    records = {r["id"]: r for r in select_records(read_records(sample_corpus, "test"), ["multi", "open"], 2)}
+    assert set(scores) == set(records)  # multi and open by default: MASIVE's gold answers get NLLs
+    open_ids = [i for i, r in records.items() if r["target_type"] == "open"]
+    assert open_ids and all(set(scores[i]) == {"nll", "log_perplexity"} for i in open_ids)
+    records = {i: r for i, r in records.items() if r["target_type"] == "multi"}
     for dataset in {r["dataset"] for r in records.values()}:
         items = [r for r in records.values() if r["dataset"] == dataset]
         labels = items[0]["label_space"]["labels"]
@@ -208,7 +211,7 @@ GOOD = {"id": "a", "prediction": {"joy": -1.5, "anger": -3.0}, "scoring": SCORIN
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        ({"id": "b", "prediction": "1. joy"}, "not a label_likelihood row"),
+        ({"id": "b", "prediction": "1. joy"}, "not a label_likelihood or gold_likelihood row"),
         ({**GOOD, "id": "b", "prediction": "1. joy"}, "not a {label: score} object"),
         ({**GOOD, "id": "b", "prediction": {"joy": "high", "anger": -1.0}}, r"scores for \['joy'\]"),
         ({**GOOD, "id": "b", "prediction": {"joy": float("-inf"), "anger": -1.0}}, r"scores for \['joy'\]"),

@@ -141,4 +141,9 @@ def test_corpus_loads_with_datasets_and_card_schema(sample):
     header = (sample.out / "README.md").read_text(encoding="utf-8").split("---\n")[1]
     card = yaml.safe_load(header)
     assert card["dataset_info"]["features"] == features()._to_yaml_list()  # the plain-data schema is datasets' own
-    assert card["task_categories"] == ["image-classification", "text-classification", "video-classification"]
+    assert card["task_categories"] == [
+        "image-classification",
+        "text-classification",
+        "video-classification",
+        "text-generation",
+    ]

@@ -119,6 +119,10 @@ def test_generate_then_score_every_test_item_end_to_end(sample_corpus, tiny_mode
     assert run["backend"] == "hf" and run["decoding"]["do_sample"] is False and report["run_matches_corpus"] is True
     assert run["decoding"]["tasks"]["meld/SP"] == {"max_new_tokens": 16, "num_beams": 1, "num_return_sequences": 1,
                                                    "do_sample": False}  # fmt: skip
+    masive = report["tasks"]["masive/ASI"]["corrected"]["pooled"]  # the tiny model's 5 ranked beams
+    assert run["decoding"]["tasks"]["masive/ASI"]["num_return_sequences"] == 5 and masive["beams"] == 5
+    assert {"acc@3", "acc@5", "acc@3_normalised", "acc@5_normalised"} <= set(masive)
+    assert masive["acc@1"] <= masive["acc@3"] <= masive["acc@5"]
     assert (tmp_path / "scores" / "results.md").exists() and (tmp_path / "scores" / "eval_results.yaml").exists()
     plots = [p for entry in report["tasks"].values() for p in entry["plots"]]
     assert plots and all((tmp_path / "scores" / p).stat().st_size > 0 for p in plots)

@@ -1,4 +1,4 @@
-"""Build an instruction corpus from raw dataset files: `make build-mmaffin` / `mmaff-build`.
+"""Build an instruction corpus from raw dataset files: `make build-mmaffin` / `mmaff build`.
 
     python -m mmaff.data.build [--raw-root DIR] [--datasets a,b] [--out data/mmaffin]
                           [--mixture data_builders/mixtures/mmaffin.yaml] [--strict] [--workers N] [--no-cache]
@@ -48,12 +48,11 @@ from mmaff.data.stage import (
     stat_key,
 )
 from mmaff.data.templates import load_template, template_sources
-from mmaff.paths import PROJECT_ROOT
+from mmaff.paths import BUILD_INFO, FROM_CHECKOUT, MIXTURES_DIR, PACKAGE_DIR, PROJECT_ROOT, SAMPLE_RAW, builders_dir
 from mmaff.workers import pool_initializer
 
 ROOT = PROJECT_ROOT
-SAMPLE_RAW = ROOT / "data_builders" / "sample_raw"
-DEFAULT_MIXTURE = ROOT / "data_builders" / "mixtures" / "mmaffin.yaml"
+DEFAULT_MIXTURE = MIXTURES_DIR / "mmaffin.yaml"
 SCHEMA_VERSION = 1
 _PACKAGES = ("mmaff", "pyyaml", "jinja2", "orjson", "numpy", "pyarrow", "tqdm")
 
@@ -76,10 +75,10 @@ def _code_fingerprint(spec: DatasetSpec, entry: Entry, style: str, budget: Media
     digest = hashlib.sha256()
     # all builders, not just this one: a builder may import helpers from another
     sources = (
-        sorted((ROOT / "mmaff").glob("*.py"))
-        + sorted((ROOT / "mmaff" / "data").glob("*.py"))
-        + sorted((ROOT / "data_builders").glob("*.py"))
-        + [ROOT / "data_builders" / "registry.yaml"]
+        sorted(PACKAGE_DIR.glob("*.py"))
+        + sorted((PACKAGE_DIR / "data").glob("*.py"))
+        + sorted(builders_dir().glob("*.py"))
+        + [REGISTRY_PATH]
     )
     sources += template_sources(style)  # families, _style.yaml and the _parts/ they include
     for path in sources:
@@ -173,6 +172,9 @@ def _build_one(args: tuple[str, str, str, str, Entry, str, bool, int, MediaBudge
 
 
 def _git_state() -> dict[str, Any]:
+    if not FROM_CHECKOUT:  # an installed wheel: the commit it was built from, recorded by setup.py
+        return orjson.loads(BUILD_INFO.read_bytes()) if BUILD_INFO.is_file() else {"commit": "unknown", "dirty": None}
+
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
 
@@ -435,7 +437,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="folder holding one sub-folder per dataset in its official layout (default: the bundled sample)",
     )
-    parser.add_argument("--out", type=Path, default=ROOT / "data" / "mmaffin", help="output corpus folder")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=(ROOT if FROM_CHECKOUT else Path()) / "data" / "mmaffin",
+        help="output corpus folder (default: data/mmaffin in the checkout, or in the working directory when installed)",
+    )
     parser.add_argument("--mixture", type=Path, default=DEFAULT_MIXTURE, help="mixture YAML")
     parser.add_argument("--datasets", default="", help="comma-separated subset of the mixture's datasets")
     parser.add_argument("--strict", action="store_true", help="a dataset missing from the raw root is an error")

@@ -90,6 +90,8 @@ class DatasetSpec:
     options: dict[str, Any] = field(default_factory=dict)
     option_choices: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # options with a closed set of values
     notes: str = ""
+    bibtex: str = ""  # BibTeX entries to cite (the dataset card lists them)
+    research_only: bool = True  # the licence restricts use to research (the dataset card asks for gating)
 
     def builder_module(self) -> ModuleType:
         return importlib.import_module(f"data_builders.{self.builder}")
@@ -158,6 +160,8 @@ def _dataset(key: str, raw: dict[str, Any], label_sets: dict[str, LabelSet]) -> 
         options=raw.get("options", {}),
         option_choices={name: tuple(values) for name, values in raw.get("option_choices", {}).items()},
         notes=raw.get("notes", ""),
+        bibtex=raw.get("bibtex", "").strip(),
+        research_only=bool(raw.get("research_only", True)),
     )
 
 

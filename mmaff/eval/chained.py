@@ -22,7 +22,9 @@ holds the first-step replies. Both are `PredictionWriter` files with run files: 
         [--report-out table.md]
 
 Oracle is an ordinary run's metrics (the two-step tasks with the gold given), single the same or another
-ordinary run (the asked subtask alone), chained the metrics written by ``--score-out``.
+ordinary run (the asked subtask alone), chained the metrics written by ``--score-out``. The table is like for like:
+oracle and single are re-scored from their runs' predictions files on the chained items (single: the asked
+subtask's records of the same source rows), each figure naming how many of the items its run lacks.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import argparse
 import copy
 import json
 import sys
+import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -292,6 +295,48 @@ def score_chained(
 # -------------------------------------------------------------------------------------------- the table
 
 
+def with_subtask(item_id: str, subtask: str) -> str:
+    """``<dataset>/<subset>/<subtask>/<rest>`` with another subtask: the record of the same source row."""
+    dataset, subset, _, rest = item_id.split("/", 3)
+    return f"{dataset}/{subset}/{subtask}/{rest}"
+
+
+def task_of(item_id: str) -> str:
+    dataset, _, subtask, _ = item_id.split("/", 3)
+    return f"{dataset}/{subtask}"
+
+
+@dataclass
+class Compared:
+    """A scored run (its metrics.json content) and, per task, how many of the chained items it holds."""
+
+    metrics: Mapping[str, Any]
+    held: Mapping[str, int]
+
+
+def rescored_on(metrics: Mapping[str, Any], source: Path, ids: Mapping[str, set[str]]) -> Compared:
+    """The run of `metrics` (read from `source`) re-scored, corrected mode, on `ids` (task -> item ids) only, from
+    its predictions file and corpus; so that every column of the table is over the same source rows."""
+    from mmaff.eval.score import score
+    from mmaff.eval.tasks import load_tasks
+
+    predictions, corpus = Path(metrics["predictions"]), Path(metrics["corpus"]["corpus_path"])
+    for what, path in (("predictions file", predictions), ("corpus", corpus)):
+        if not path.exists():
+            raise ChainError(f"{source}: its {what} {path} is not there (the report re-scores the chained items)")
+    rows = read_predictions(predictions, strict=True).rows
+    held = {task: sorted(i for i in wanted if i in rows) for task, wanted in ids.items()}
+    tasks = {name: task for name, task in load_tasks().items() if held.get(name)}
+    report: dict[str, Any] = {"tasks": {}, "parse_status": {}}
+    if tasks:
+        with tempfile.TemporaryDirectory() as tmp:
+            subset = Path(tmp) / "predictions.jsonl"
+            with PredictionWriter(subset) as writer:
+                writer.write(rows[i] for task in tasks for i in held[task])
+            report, _ = score(subset, corpus, tasks, allow_partial=True, modes=("corrected",))
+    return Compared(report, {task: len(found) for task, found in held.items()})
+
+
 def _failed(metrics: Mapping[str, Any], task: str) -> tuple[int, int]:
     """(failed, replies) of a task's parse statuses, summed over languages."""
     failed = total = 0
@@ -311,13 +356,14 @@ def _shown(value: float | None) -> str:
 
 
 def comparison_rows(
-    oracle: Mapping[str, Any],
+    oracle: Compared,
     chained: Mapping[str, Any],
-    single: Mapping[str, Any],
+    single: Compared,
     registry: Mapping[str, DatasetSpec] | None = None,
 ) -> list[dict[str, Any]]:
-    """Per two-step task of the chained metrics: the primary metric with the gold given (oracle), with the model's
-    own first step (chained) and of the asked subtask alone (single), plus parse failures."""
+    """Per two-step task of the chained metrics, over its chained items: the primary metric with the gold given
+    (oracle), with the model's own first step (chained) and of the asked subtask alone on the same source rows
+    (single), with how many of the items each run holds, plus parse failures."""
     registry = registry if registry is not None else load_registry()
     rows = []
     for task in sorted(chained.get("tasks", {})):
@@ -328,10 +374,13 @@ def comparison_rows(
         rows.append(
             {
                 "task": task,
+                "items": first.get("chains", second_total),
                 "metric": chained["tasks"][task].get("primary", ""),
-                "oracle": _value(oracle, task),
+                "oracle": _value(oracle.metrics, task),
+                "oracle_items": oracle.held.get(task, 0),
                 "chained": _value(chained, task),
-                "single": _value(single, asked),
+                "single": _value(single.metrics, asked),
+                "single_items": single.held.get(asked, 0),
                 "single_task": asked,
                 "first_step_failed": f"{first.get('failed', 0)}/{first.get('chains', 0)}",
                 "second_step_failed": f"{second_failed}/{second_total}",
@@ -340,24 +389,53 @@ def comparison_rows(
     return rows
 
 
+def _over(value: float | None, held: int, items: int) -> str:
+    """A figure, naming how many of the items it covers when a run lacks some."""
+    return _shown(value) + ("" if held == items else f" ({held} of {items} items)")
+
+
 def comparison_table(rows: Sequence[Mapping[str, Any]]) -> str:
     header = (
-        "| task | oracle (gold given) | chained | single | first-step parse failures | second-step parse failures |"
+        "| task | oracle (gold given) | chained | single | items | first-step parse failures | "
+        "second-step parse failures |"
     )
-    lines = [header, "|---|---|---|---|---|---|"]
+    lines = [header, "|---|---|---|---|---:|---|---|"]
     for row in rows:
+        oracle = _over(row["oracle"], row["oracle_items"], row["items"])
+        single = _over(row["single"], row["single_items"], row["items"])
         lines.append(
-            f"| {row['task']} | {_shown(row['oracle'])} | {_shown(row['chained'])} | "
-            f"{_shown(row['single'])} ({row['single_task']}) | {row['first_step_failed']} | {row['second_step_failed']} |"
+            f"| {row['task']} | {oracle} | {_shown(row['chained'])} | {single} ({row['single_task']}) | "
+            f"{row['items']} | {row['first_step_failed']} | {row['second_step_failed']} |"
         )
-    note = "Primary metric of each task; second-step failures include the broken chains (first step unparsed)."
+    note = (
+        "Primary metric of each task over the chained items (single: the asked subtask's records of the same "
+        "source rows); second-step failures include the broken chains (first step unparsed)."
+    )
     return "\n".join([*lines, "", note]) + "\n"
 
 
 def write_comparison(oracle: Path, chained: Path, single: Path, out: Path | None = None) -> str:
-    """The table of three metrics.json files (printed, and written to `out` when given)."""
-    metrics = [json.loads(Path(p).read_text(encoding="utf-8")) for p in (oracle, chained, single)]
-    table = comparison_table(comparison_rows(*metrics))
+    """The table of three metrics.json files (printed, and written to `out` when given). Oracle and single are
+    re-scored from their predictions on the chained run's items (single: the asked subtask of the same rows)."""
+    oracle_metrics, chained_metrics, single_metrics = (
+        json.loads(Path(p).read_text(encoding="utf-8")) for p in (oracle, chained, single)
+    )
+    registry = load_registry()
+    two_step: dict[str, set[str]] = defaultdict(set)
+    for item_id in read_predictions(chained_metrics["predictions"], strict=True).ids:
+        two_step[task_of(item_id)].add(item_id)
+    asked: dict[str, set[str]] = defaultdict(set)
+    for task, ids in two_step.items():
+        dataset, subtask = task.split("/", 1)
+        name = registry[dataset].subtasks[subtask].asks
+        asked[f"{dataset}/{name}"] |= {with_subtask(i, name) for i in ids}
+    rows = comparison_rows(
+        rescored_on(oracle_metrics, oracle, two_step),
+        chained_metrics,
+        rescored_on(single_metrics, single, asked),
+        registry,
+    )
+    table = comparison_table(rows)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(table, encoding="utf-8")

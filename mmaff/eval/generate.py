@@ -1,5 +1,8 @@
 """Generation over corpus records: Hugging Face (batched, data-parallel), OpenAI-compatible servers, vLLM offline.
 
+The OpenAI-compatible client lives in `mmaff.eval.openai_backend`, the helpers all backends share in
+`mmaff.eval.backend_common`.
+
 Conventions shared by every backend:
 
 * Prompt: the record's messages without the final assistant turn (the gold answer), rendered with the model's
@@ -32,101 +35,35 @@ Run: ``python -m mmaff.eval.generate --backend hf --model PATH --corpus data/mma
 from __future__ import annotations
 
 import argparse
-import base64
-import io
 import json
 import logging
-import mimetypes
 import os
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mmaff.data.media import MediaBudget, smart_resize
+from mmaff.data.media import MediaBudget
 from mmaff.encode.media_loader import MediaLoader
+from mmaff.eval.backend_common import Prediction, decoding_of, prompt_messages, task_decodings, video_media
+from mmaff.eval.openai_backend import SERVER_BEAM_SEARCH, VIDEO_MODES, APIError, OpenAIChatGenerator
 from mmaff.eval.predictions import PredictionWriter, check_run, corpus_fingerprint, done_ids, merge_shards, write_run
-from mmaff.eval.tasks import Decoding, EvalTask, TaskError, load_tasks, record_task
-from mmaff.redact import redact_command, redact_text, redact_url
+from mmaff.eval.tasks import Decoding, record_task
+from mmaff.redact import redact_command
 
 if TYPE_CHECKING:  # torch / transformers are imported where they are needed (the server client needs neither)
     import torch
-    from PIL import Image
 
     from mmaff.encode.samples import Sample
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_PROMPT_TOKENS = 4096  # MMAFFBen's cutoff_len: longer prompts are counted, not cut
-
-
-def task_decodings(
-    tasks: Mapping[str, EvalTask] | None = None,
-    *,
-    max_new_tokens: int | None = None,
-    num_beams: int | None = None,
-    num_return_sequences: int | None = None,
-) -> dict[str, Decoding]:
-    """Task name -> its decoding (the task files' unless `tasks` is given), with a run's overrides (None: the
-    task's) applied to every task."""
-    tasks = load_tasks() if tasks is None else tasks
-    overrides = {
-        "max_new_tokens": max_new_tokens,
-        "num_beams": num_beams,
-        "num_return_sequences": num_return_sequences,
-    }
-    try:
-        return {name: task.generation.override(**overrides) for name, task in tasks.items()}
-    except ValueError as err:
-        raise ValueError(f"decoding overrides {overrides}: {err}") from None
-
-
-def decoding_of(decodings: Mapping[str, Decoding], record: dict[str, Any]) -> Decoding:
-    """The decoding of the record's task."""
-    try:
-        return decodings[record_task(record)]
-    except KeyError:
-        raise TaskError(
-            f"{record['id']}: no eval task {record_task(record)} (eval/tasks/<dataset>/<subtask>.yaml)"
-        ) from None
-
-
-# ---------------------------------------------------------------------------------------------------- records
-
-
-def prompt_messages(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """The record's messages without the final assistant turn, content parts without None-valued keys (Arrow)."""
-    messages = record["messages"]
-    if messages and messages[-1]["role"] == "assistant":
-        messages = messages[:-1]
-    if not messages or messages[-1]["role"] != "user":
-        raise ValueError(f"{record['id']}: the prompt must end with a user turn")
-    return [
-        {"role": m["role"], "content": [{k: v for k, v in part.items() if v is not None} for part in m["content"]]}
-        for m in messages
-    ]
-
-
-def video_media(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """The media entries of the record's videos, in the order of `record["videos"]`."""
-    return [m for m in record["media"] if m["kind"] == "video"]
-
-
-@dataclass
-class Prediction:
-    """One backend answer: text (a ranked list for top-k decoding), seconds spent, extra fields for the row."""
-
-    id: str
-    text: str | list[str] | dict[str, float]  # text, ranked beams (top-k), or label -> score (mmaff.eval.likelihood)
-    seconds: float
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Backend(Protocol):
@@ -144,19 +81,6 @@ def task_settings(backend: Backend, task: str) -> dict[str, Any] | None:
     backend without per-task decoding (label likelihoods)."""
     decoding_for = getattr(backend, "decoding_for", None)
     return decoding_for(task) if decoding_for is not None else None
-
-
-def one_reply(decoding: Decoding) -> Decoding:
-    """The decoding of a backend without beam search: greedy, one reply."""
-    return decoding.override(num_beams=1, num_return_sequences=1)
-
-
-def recorded_decoding(asked: Decoding, applied: Decoding, why: str) -> dict[str, Any]:
-    """The run file's entry for a task: the decoding applied, with a note (`why`) where it is not the task's."""
-    settings = applied.as_dict()
-    if applied != asked:
-        settings["note"] = f"the task asks for {asked.num_beams} beams; {why}"
-    return settings
 
 
 # ------------------------------------------------------------------------------------------------ the driver
@@ -465,326 +389,6 @@ class HFGenerator:
                 yield self.generate_batch(batch, samples, encode_seconds)
 
 
-# --------------------------------------------------------------------------------- OpenAI-compatible servers
-
-
-class APIError(RuntimeError):
-    """A request that failed for good (a 4xx other than 408/429, or retries exhausted); names the record id."""
-
-
-RETRY_STATUS = frozenset({408, 429})  # plus every 5xx
-MAX_SERVER_MESSAGE = 300  # characters of a server's error body kept in errors and logs
-LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
-VIDEO_MODES = ("frames", "video_url")
-SERVER_BEAM_SEARCH = ("none", "vllm")  # how a server is asked for beams (OpenAIChatGenerator)
-
-
-def _png_data_url(image: Image.Image) -> str:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
-    """Never follow a redirect: the request (with its Authorization header) goes to `--base-url` only, and an
-    answer from anywhere else is never taken. The 3xx reaches the client as an HTTPError."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-def _split_userinfo(base_url: str) -> tuple[str, str | None, str | None]:
-    """`base_url` without its ``user:password@``, and the (unquoted) user and password if it had them."""
-    parts = urllib.parse.urlsplit(base_url)
-    if parts.username is None and parts.password is None:
-        return base_url, None, None
-    netloc = parts.netloc.rpartition("@")[2]
-    user, password = (urllib.parse.unquote(v) if v is not None else None for v in (parts.username, parts.password))
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), user, password
-
-
-def _budgeted(image: Image.Image, min_pixels: int, max_pixels: int) -> Image.Image:
-    """The image resized as the Qwen2.5-VL processor would (sides multiples of 28, area within the budget)."""
-    from PIL import Image
-
-    height, width = smart_resize(image.height, image.width, min_pixels, max_pixels)
-    return image if image.size == (width, height) else image.resize((width, height), Image.Resampling.BICUBIC)
-
-
-class OpenAIChatGenerator:
-    """Client of an OpenAI-compatible ``/v1/chat/completions`` endpoint (OpenAI, vLLM, SGLang, ...).
-
-    `base_url` includes the version prefix, as in the OpenAI SDK (``https://api.openai.com/v1``,
-    ``http://localhost:8000/v1``). Requests: the prompt messages with ``temperature: 0`` and the ``max_tokens`` of
-    the record's task; images as PNG data URLs in ``image_url`` parts, resized to the corpus's image budget first.
-
-    Beams (`beam_search`): chat completions have no beam search, so by default (``"none"``) a task asking for
-    beams gets one greedy reply (a string, so its Acc@3/5 are not computed), and the run file records that task
-    with ``num_beams: 1`` and a note. ``"vllm"`` sends vLLM's extra parameters ``use_beam_search: true`` and
-    ``n: num_beams`` (vLLM's beam width is ``n``; its choices come best first) and keeps the first
-    ``num_return_sequences`` choices, ranked; other servers reject or ignore those parameters.
-
-    Videos (`video_mode`):
-
-    * ``"frames"`` (default): the corpus's sampled frames (as in training), each resized to the per-frame video
-      budget, sent as consecutive ``image_url`` parts. Accepted by every server taking several images per
-      message: OpenAI (GPT-4o / 4o-mini), vLLM (raise ``--limit-mm-per-prompt`` image count), SGLang. The model
-      sees separate images, not a video (no temporal positions for Qwen2.5-VL).
-    * ``"video_url"``: the mp4 itself as a ``data:video/mp4;base64,...`` URL in a ``video_url`` part, a vLLM
-      extension (SGLang accepts it too for video models); OpenAI rejects it. The server samples the frames with its
-      own settings (fps, frame cap, pixels), which may differ from the corpus budget.
-
-    Failures: 408 / 429 / 5xx, timeouts and connection errors are retried with exponential backoff (``backoff *
-    2**attempt`` seconds, capped by `max_backoff`, or the server's Retry-After); any other 4xx fails at once. A
-    failure raises `APIError` naming the id and the server's message, after the requests in flight have finished
-    and been written; a rerun resumes. `timeout` is per request (socket timeout of each attempt).
-
-    Security: redirects are never followed (a 3xx is an error naming the status and the redacted Location), so the
-    API key goes to `base_url`'s scheme, host and port only and only its answers are kept. A ``user:password@``
-    in `base_url` is sent as HTTP Basic auth when no API key is given (dropped, with a warning, when one is) and is
-    never recorded. Error bodies are cut to `MAX_SERVER_MESSAGE` characters, and the key, the password and any
-    URL userinfo are redacted from every message, log line and the run file."""
-
-    name = "openai"
-
-    def __init__(
-        self,
-        base_url: str,
-        model: str,
-        api_key: str | None = None,
-        *,
-        corpus_root: str | Path = ".",
-        budget: MediaBudget | None = None,
-        concurrency: int = 8,
-        timeout: float = 120.0,
-        max_retries: int = 6,
-        backoff: float = 1.0,
-        max_backoff: float = 60.0,
-        video_mode: str = "frames",
-        decoder: str = "auto",
-        decodings: Mapping[str, Decoding] | None = None,
-        beam_search: str = "none",
-        extra_body: dict[str, Any] | None = None,
-    ) -> None:
-        if video_mode not in VIDEO_MODES:
-            raise ValueError(f"video_mode must be one of {VIDEO_MODES}")
-        if beam_search not in SERVER_BEAM_SEARCH:
-            raise ValueError(f"beam_search must be one of {SERVER_BEAM_SEARCH}")
-        base_url, user, password = _split_userinfo(base_url)
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        self.model_name = model
-        self.api_key = api_key
-        self.secrets = [api_key, password]
-        self._authorization = f"Bearer {api_key}" if api_key else None
-        if user is not None and api_key:
-            log.warning("%s: the user:password in the base URL is not used (an API key is given)", self.url)
-        elif user is not None:
-            basic = base64.b64encode(f"{user}:{password or ''}".encode()).decode("ascii")
-            self._authorization = f"Basic {basic}"
-        self.budget = budget or MediaBudget()
-        self.media = MediaLoader(corpus_root, self.budget, decoder)
-        self.concurrency, self.timeout, self.max_retries = concurrency, timeout, max_retries
-        self.backoff, self.max_backoff, self.video_mode = backoff, max_backoff, video_mode
-        self.decodings = dict(task_decodings() if decodings is None else decodings)
-        self.beam_search = beam_search
-        self.extra_body = extra_body or {}
-        self.decoding = {"temperature": 0, "video_mode": video_mode, "beam_search": beam_search, **self.extra_body}
-        host = urllib.parse.urlsplit(self.url).hostname
-        handlers = [urllib.request.ProxyHandler({})] if host in LOOPBACK else []  # a local server: no proxy
-        self._opener = urllib.request.build_opener(*handlers, _RefuseRedirects)
-
-    def redact(self, text: object) -> str:
-        """Text shown to the user or logged, without the API key, the password or URL userinfo."""
-        return redact_text(str(text), self.secrets)
-
-    # -- request body --------------------------------------------------------------------------------------------
-    def _image_part(self, path: str) -> dict[str, Any]:
-        image = _budgeted(self.media.image(path), self.budget.image_min_pixels, self.budget.image_max_pixels)
-        return {"type": "image_url", "image_url": {"url": _png_data_url(image)}}
-
-    def _video_parts(self, path: str, info: dict[str, Any]) -> list[dict[str, Any]]:
-        if self.video_mode == "video_url":
-            mime = mimetypes.guess_type(path)[0] or "video/mp4"
-            data = base64.b64encode((self.media.root / path).read_bytes()).decode("ascii")
-            return [{"type": "video_url", "video_url": {"url": f"data:{mime};base64,{data}"}}]
-        from PIL import Image
-
-        frames, _ = self.media.frames(path, info)
-        budget = (self.budget.video_min_pixels, self.budget.video_max_pixels)
-        return [
-            {"type": "image_url", "image_url": {"url": _png_data_url(_budgeted(Image.fromarray(f), *budget))}}
-            for f in frames
-        ]
-
-    def messages(self, record: dict[str, Any]) -> list[dict[str, Any]]:
-        """The prompt in the API's format: system/assistant turns as strings, user turns as content parts."""
-        images, videos = iter(record["images"]), iter(zip(record["videos"], video_media(record)))
-        converted = []
-        for message in prompt_messages(record):
-            if message["role"] != "user":
-                text = "".join(part.get("text", "") for part in message["content"])
-                converted.append({"role": message["role"], "content": text})
-                continue
-            parts: list[dict[str, Any]] = []
-            for part in message["content"]:
-                if part["type"] == "text":
-                    parts.append({"type": "text", "text": part["text"]})
-                elif part["type"] == "image":
-                    parts.append(self._image_part(next(images)))
-                elif part["type"] == "video":
-                    parts.extend(self._video_parts(*next(videos)))
-                else:
-                    raise ValueError(f"{record['id']}: unknown content part {part['type']!r}")
-            converted.append({"role": "user", "content": parts})
-        return converted
-
-    def applied(self, decoding: Decoding) -> Decoding:
-        """The decoding this client can ask the server for: without server beam search, one greedy reply."""
-        return decoding if self.beam_search == "vllm" else one_reply(decoding)
-
-    def decoding_for(self, task: str) -> dict[str, Any]:
-        """What the run file records for `task`: the decoding applied, and a note where it is not the task's."""
-        asked = self.decodings[task]
-        why = "chat completions have none: one greedy reply (--server-beam-search vllm asks vLLM for beams)"
-        return recorded_decoding(asked, self.applied(asked), why)
-
-    def payload(self, record: dict[str, Any]) -> dict[str, Any]:
-        decoding = self.applied(decoding_of(self.decodings, record))
-        beams = {"use_beam_search": True, "n": decoding.num_beams} if decoding.num_beams > 1 else {}
-        return {
-            "model": self.model_name,
-            "messages": self.messages(record),
-            "temperature": 0,
-            "max_tokens": decoding.max_new_tokens,
-            **beams,
-            **self.extra_body,
-        }
-
-    # -- one request, with retries -------------------------------------------------------------------------------
-    def _post(self, body: bytes) -> dict[str, Any]:
-        headers = {"Content-Type": "application/json"}
-        if self._authorization:
-            headers["Authorization"] = self._authorization
-        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-        with self._opener.open(request, timeout=self.timeout) as response:
-            if response.geturl() != self.url:  # cannot happen without redirects; never keep another host's answer
-                raise APIError(f"the answer came from {redact_url(response.geturl())}, not {self.url}")
-            return json.loads(response.read())
-
-    def _wait(self, attempt: int, retry_after: str | None) -> float:
-        try:
-            wait_s = float(retry_after) if retry_after is not None else self.backoff * 2**attempt
-        except ValueError:
-            wait_s = self.backoff * 2**attempt
-        return min(max(wait_s, 0.0), self.max_backoff)
-
-    def request(self, record: dict[str, Any]) -> Prediction:
-        """One completion for one record; retries as described in the class docstring."""
-        start = time.perf_counter()
-        payload = self.payload(record)
-        body = json.dumps(payload).encode("utf-8")
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            retry_after = None
-            try:
-                answer = self._post(body)
-            except urllib.error.HTTPError as err:
-                if 300 <= err.code < 400:
-                    location = self.redact(redact_url(err.headers.get("Location") or "?"))
-                    raise APIError(
-                        f"{record['id']}: HTTP {err.code} from {self.url}: a redirect to {location}, not followed "
-                        "(requests and the API key go to --base-url only; pass the final address as --base-url)"
-                    ) from None
-                message = self.redact(_server_message(err))
-                if err.code not in RETRY_STATUS and err.code < 500:
-                    raise APIError(f"{record['id']}: HTTP {err.code} from {self.url}: {message}") from None
-                last, retry_after = f"HTTP {err.code}: {message}", err.headers.get("Retry-After")
-            except ValueError as err:  # a 200 whose body is not JSON
-                reason = self.redact(err)[:MAX_SERVER_MESSAGE]
-                raise APIError(f"{record['id']}: the response of {self.url} is not JSON: {reason}") from None
-            except (TimeoutError, ConnectionError, urllib.error.URLError, OSError) as err:
-                last = f"{type(err).__name__}: {self.redact(getattr(err, 'reason', err))}"
-            else:
-                return self._prediction(record, answer, payload, attempt + 1, time.perf_counter() - start)
-            if attempt < self.max_retries:
-                wait_s = self._wait(attempt, retry_after)
-                log.warning("%s: %s; retry %d in %.2fs", record["id"], last, attempt + 1, wait_s)
-                time.sleep(wait_s)
-        raise APIError(f"{record['id']}: gave up after {self.max_retries + 1} attempts to {self.url}; last: {last}")
-
-    def _prediction(
-        self, record: dict[str, Any], answer: dict[str, Any], payload: dict[str, Any], attempts: int, seconds: float
-    ) -> Prediction:
-        returned = self.applied(decoding_of(self.decodings, record)).num_return_sequences
-        try:
-            choices = sorted(answer["choices"], key=lambda c: c.get("index", 0))
-            choice = choices[0]
-            texts = [(c["message"]["content"] or "").strip() for c in choices[:returned]]
-        except (KeyError, IndexError, TypeError, AttributeError) as err:
-            shown = self.redact(answer)[:MAX_SERVER_MESSAGE]
-            raise APIError(f"{record['id']}: unexpected response from {self.url}: {shown}") from err
-        if len(texts) < returned:
-            raise APIError(
-                f"{record['id']}: asked {self.url} for {returned} ranked replies (use_beam_search), got {len(texts)}"
-            )
-        usage = answer.get("usage") or {}
-        extra = {
-            "finish": choice.get("finish_reason"),
-            "max_new_tokens": payload["max_tokens"],
-            "prompt_tokens": usage.get("prompt_tokens"),
-            "attempts": attempts,
-        }
-        return Prediction(record["id"], texts if returned > 1 else texts[0], seconds, extra)
-
-    def predict(self, records: Sequence[dict[str, Any]]) -> Iterator[list[Prediction]]:
-        """Requests on `concurrency` threads (at most twice that many queued); each answer is yielded when it
-        arrives. After a failure no new request starts; those in flight finish, then the first error is raised."""
-        pending: set[Future] = set()
-        todo = iter(records)
-        error: BaseException | None = None
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-
-            def refill() -> None:
-                while error is None and len(pending) < 2 * self.concurrency:
-                    record = next(todo, None)
-                    if record is None:
-                        return
-                    pending.add(pool.submit(self.request, record))
-
-            refill()
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    pending.discard(future)
-                    try:
-                        prediction = future.result()
-                    except Exception as err:  # noqa: BLE001 - re-raised below, after the in-flight requests
-                        error = error or err
-                        continue
-                    yield [prediction]
-                refill()
-        if error is not None:
-            raise error
-
-
-def _server_message(err: urllib.error.HTTPError) -> str:
-    """The server's error message (OpenAI's ``{"error": {"message": ...}}`` or the raw body), cut to
-    `MAX_SERVER_MESSAGE` characters; the caller redacts it."""
-    try:
-        body = err.read().decode("utf-8", "replace")
-    except OSError:
-        return str(err.reason or "")[:MAX_SERVER_MESSAGE]
-    try:
-        detail = json.loads(body)
-        if isinstance(detail, dict) and isinstance(detail.get("error"), dict):
-            message = str(detail["error"].get("message", body))
-        else:
-            message = str(detail.get("message", body)) if isinstance(detail, dict) else body
-    except ValueError:
-        message = body
-    return message[:MAX_SERVER_MESSAGE] + (" [...]" if len(message) > MAX_SERVER_MESSAGE else "")
-
-
 # ------------------------------------------------------------------------------------------------ vLLM offline
 
 
@@ -987,13 +591,31 @@ def build_parser() -> argparse.ArgumentParser:
         default="none",
         help="openai backend: how to ask for a task's beams (none: one greedy reply; vllm: use_beam_search + n)",
     )
-    server = parser.add_argument_group("openai backend", "an OpenAI-compatible server (e.g. `vllm serve`)")
+    server = parser.add_argument_group(
+        "openai backend", "an OpenAI-compatible server (e.g. `vllm serve`), through the openai SDK"
+    )
     server.add_argument("--base-url", default="http://localhost:8000/v1", help="the server's /v1 URL")
-    server.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
+    server.add_argument(
+        "--api-key-env",
+        default="OPENAI_API_KEY",
+        help="environment variable holding the API key (unset: no key is sent; user:password@ in --base-url: "
+        "sent as Basic auth)",
+    )
     server.add_argument("--concurrency", type=int, default=8, help="requests in flight")
-    server.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
-    server.add_argument("--max-retries", type=int, default=6, help="retries of a 429 / 5xx / network failure")
+    server.add_argument("--timeout", type=float, default=120.0, help="seconds per attempt (connect, each read)")
+    server.add_argument(
+        "--max-retries",
+        type=int,
+        default=6,
+        help="retries of a 408 / 429 / 5xx / network failure (the SDK's backoff: 0.5 s doubling to 8 s, or the "
+        "server's Retry-After up to 120 s)",
+    )
     server.add_argument("--video-mode", choices=VIDEO_MODES, default="frames", help="how videos are sent")
+    server.add_argument(
+        "--extra-body",
+        metavar="JSON",
+        help="extra request fields, e.g. '{\"top_k\": 1}' (sent with every request, recorded with the decoding)",
+    )
     engine = parser.add_argument_group("vllm backend", "vLLM's offline engine (GPU; `pip install vllm`)")
     engine.add_argument("--tensor-parallel-size", type=int, default=1, help="GPUs the model is split over")
     engine.add_argument(
@@ -1004,6 +626,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     engine.add_argument("--max-model-len", type=int, help="context length (default: the model's)")
     return parser
+
+
+def extra_body(text: str | None) -> dict[str, Any] | None:
+    """``--extra-body``'s value: a JSON object, or a `CliError` naming the flag."""
+    from mmaff.eval.cli_common import CliError
+
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as err:
+        raise CliError(f"--extra-body {text}: not JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise CliError(f"--extra-body {text}: a JSON object is needed, e.g. '{{\"top_k\": 1}}'")
+    return value
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -1035,20 +672,26 @@ def _backend(args: argparse.Namespace, root: Path, budget: MediaBudget) -> Backe
             decodings=decodings,
         )
     if args.backend == "openai":
-        return OpenAIChatGenerator(
-            args.base_url,
-            args.model,
-            os.environ.get(args.api_key_env),
-            corpus_root=root,
-            budget=budget,
-            concurrency=args.concurrency,
-            timeout=args.timeout,
-            max_retries=args.max_retries,
-            video_mode=args.video_mode,
-            decoder=args.decoder,
-            decodings=decodings,
-            beam_search=args.server_beam_search,
-        )
+        try:
+            return OpenAIChatGenerator(
+                args.base_url,
+                args.model,
+                os.environ.get(args.api_key_env),
+                corpus_root=root,
+                budget=budget,
+                concurrency=args.concurrency,
+                timeout=args.timeout,
+                max_retries=args.max_retries,
+                video_mode=args.video_mode,
+                decoder=args.decoder,
+                decodings=decodings,
+                beam_search=args.server_beam_search,
+                extra_body=extra_body(args.extra_body),
+            )
+        except ValueError as err:  # a flag out of range or a --base-url without http(s)://host
+            from mmaff.eval.cli_common import CliError
+
+            raise CliError(str(err)) from None
     return VLLMGenerator(
         args.model,
         root,
@@ -1074,11 +717,11 @@ def run_description(
     package versions, command (its secrets redacted: `mmaff.redact`, plus the backend's own API key and
     password)."""
     import sys
-    from datetime import datetime, timezone
+    from datetime import datetime
     from importlib.metadata import PackageNotFoundError, version
 
     packages = {}
-    for name in ("mmaff", "torch", "transformers", "vllm"):
+    for name in ("mmaff", "torch", "transformers", "vllm", "openai"):
         try:
             packages[name] = version(name)
         except PackageNotFoundError:
@@ -1095,7 +738,7 @@ def run_description(
         "command": redact_command(
             ["python", "-m", module, *(sys.argv[1:] if argv is None else argv)], getattr(backend, "secrets", ())
         ),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 

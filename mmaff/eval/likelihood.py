@@ -1,5 +1,6 @@
 """Label-likelihood scoring with the HF backend: one log-likelihood per label of a record's label space, for the
-threshold-free multi-label ranking metrics (AP-micro, AUC-micro, LRAP; `mmaff.eval.metrics.multilabel_ranking`).
+threshold-free multi-label ranking metrics (AP-micro, AUC-micro, LRAP; `mmaff.eval.metrics.multilabel_ranking`);
+and for open-vocabulary records (MASIVE) the NLL and log-perplexity of the gold answer.
 
 Candidates. The candidate of label L is the answer the record's template writes for the gold value [L] (a
 single-label record: L), rendered by `mmaff.data.answers.render_answer` with the template's answer spec for the
@@ -32,9 +33,21 @@ prompt's max position + 1 except after a video whose temporal positions run past
 Pad tokens score nothing. Method ``"full"`` is the reference: one forward per (record, label) over the full
 sequence, the model computing its own positions; the tests check both give the same scores.
 
+Gold answers (target type ``open``, MASIVE; arXiv 2407.12196, code/masive_eval.py). Teacher-forced, the
+continuation is the record's training answer as its template rendered it ("worried, overwhelmed") followed by the
+end-of-turn token ``<|im_end|>``: the tokens a trained model produces before it stops (the ``\n`` the chat
+template puts after ``<|im_end|>`` is trained but never generated, so it is left out). Per record:
+``nll`` = -(sum of log p over the answer tokens and ``<|im_end|>``), the authors' ``nll`` (summed NLL over the
+T5 target, whose ``</s>`` it includes); ``log_perplexity`` = -(sum over the answer tokens only), the authors'
+``log_perp`` (summed cross-entropy with pad / eos / unk weighted 0: our end of turn plays their ``</s>``). Both
+are sums in nats, not per-token means (divide by ``answer_tokens`` for one); ``nll`` >= ``log_perplexity``. A
+token the model gives probability 0 makes them ``inf`` (written as ``Infinity``, counted apart by the scorer).
+
 Output: a `PredictionWriter` file (resumable, data-parallel under ``accelerate launch`` like `mmaff.eval.generate`),
 one row per record: ``{"id", "prediction": {label: score}, "label_tokens": {label: n}, "scoring":
-"label_likelihood", "model", "backend": "hf", "seconds", "prompt_tokens"}``; read back with `read_label_scores`.
+"label_likelihood", "model", "backend": "hf", "seconds", "prompt_tokens"}``, or for an open record ``{"id",
+"prediction": {"nll": x, "log_perplexity": y}, "answer_tokens": n, "end_tokens": 1, "scoring":
+"gold_likelihood", ...}``; read back with `read_label_scores`.
 
 Run: ``python -m mmaff.eval.likelihood --model PATH --corpus data/mmaffin --split test --out label_scores.jsonl``.
 """
@@ -77,7 +90,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCORING = "label_likelihood"
+GOLD_SCORING = "gold_likelihood"
 LABEL_TARGET_TYPES = ("multi", "single")
+GOLD_TARGET_TYPES = ("open",)
+TARGET_TYPES = LABEL_TARGET_TYPES + GOLD_TARGET_TYPES
+GOLD_KEYS = ("nll", "log_perplexity")
+END_OF_TURN = "<|im_end|>"  # Qwen2.5-VL's end of an assistant turn: generation stops there
 METHODS = ("prefix", "full")
 DEFAULT_MAX_ROWS = 256  # candidate rows per continuation forward (each holds a copy of its prompt's KV cache)
 
@@ -106,12 +124,21 @@ def candidate_texts(record: dict[str, Any]) -> dict[str, str]:
     return {label: render_answer([label] if multi else label, spec, space) for label in space["labels"]}
 
 
+def gold_answer(record: dict[str, Any]) -> str:
+    """The answer an open-vocabulary record trains on, as its template rendered it at build time."""
+    if record["target_type"] not in GOLD_TARGET_TYPES:
+        raise ValueError(f"{record['id']}: a {record['target_type']!r} record is scored by label, not gold answer")
+    return record["messages"][-1]["content"][0]["text"]
+
+
 @dataclass(frozen=True)
 class Candidates:
-    """The labels of one label space and the token ids of their candidate answers."""
+    """The labels of one label space and the token ids of their candidate answers; or (`end_tokens` > 0) the one
+    gold continuation of an open record, whose last `end_tokens` tokens end the turn."""
 
     labels: tuple[str, ...]
     token_ids: tuple[tuple[int, ...], ...]
+    end_tokens: int = 0
 
 
 @dataclass
@@ -200,7 +227,12 @@ class LabelScorer:
 
     # -- inputs (run in the prefetch thread, the only user of the tokenizer) ----------------------------------------
     def candidates(self, record: dict[str, Any]) -> Candidates:
-        """The record's candidates, tokenized once per (dataset, subtask, template)."""
+        """The record's candidates, tokenized once per (dataset, subtask, template); an open record's gold
+        continuation (answer + end of turn), tokenized per record."""
+        if record["target_type"] in GOLD_TARGET_TYPES:
+            answer = self.hf.tokenizer(gold_answer(record), add_special_tokens=False)["input_ids"]
+            end = self.hf.tokenizer.convert_tokens_to_ids(END_OF_TURN)
+            return Candidates(("gold",), (tuple(answer) + (end,),), end_tokens=1)
         key = (record["dataset"], record["subtask"], record["template"]["name"])
         if key not in self._candidates:
             texts = candidate_texts(record)
@@ -218,8 +250,8 @@ class LabelScorer:
         return items, time.perf_counter() - start
 
     # -- prefix sharing ------------------------------------------------------------------------------------------
-    def _score_prefix(self, items: list[Item]) -> list[float]:
-        """Candidate scores, item after item: one prompt forward with a cache, then the candidates over it."""
+    def _score_prefix(self, items: list[Item]) -> list[list[float]]:
+        """Candidates' token log-probs, item after item: one prompt forward with a cache, then the candidates."""
         import torch
 
         inputs = self.hf.collate([item.sample for item in items])
@@ -229,7 +261,7 @@ class LabelScorer:
         inputs["position_ids"] = torch.stack(padded, dim=1).to(self.hf.device)
         out = self.hf.model(**inputs, use_cache=True, logits_to_keep=1)
         rows = [(k, ids) for k, item in enumerate(items) for ids in item.candidates.token_ids]
-        scores: list[float] = []
+        scores: list[list[float]] = []
         for start in range(0, len(rows), self.max_rows):
             chunk = rows[start : start + self.max_rows]
             scores.extend(self._continue(items, chunk, out.past_key_values, inputs["attention_mask"], out.logits))
@@ -242,8 +274,9 @@ class LabelScorer:
         cache: DynamicCache,
         prompt_mask: torch.Tensor,
         prompt_logits: torch.Tensor,
-    ) -> list[float]:
-        """Scores of candidate rows (item index, token ids), right-padded, in one forward over copied cache rows."""
+    ) -> list[list[float]]:
+        """Token log-probs of candidate rows (item index, token ids), right-padded, in one forward over copied cache
+        rows."""
         import torch
         from transformers import DynamicCache
 
@@ -266,16 +299,16 @@ class LabelScorer:
         ).logits
         first = _token_log_probs(prompt_logits[owner, -1], ids[:, 0])
         rest = _token_log_probs(logits[:, :-1], ids[:, 1:])
-        token_log_probs = torch.cat([first[:, None], rest], dim=1)
-        return torch.where(mask.bool(), token_log_probs, 0.0).sum(dim=1).tolist()
+        token_log_probs = torch.cat([first[:, None], rest], dim=1).tolist()
+        return [row[: len(tokens)] for row, (_, tokens) in zip(token_log_probs, rows)]
 
     # -- the reference -------------------------------------------------------------------------------------------
-    def _score_full(self, items: list[Item]) -> list[float]:
-        """Candidate scores, item after item: one forward per full prompt + candidate sequence, positions by the
-        model."""
+    def _score_full(self, items: list[Item]) -> list[list[float]]:
+        """Candidates' token log-probs, item after item: one forward per full prompt + candidate sequence,
+        positions by the model."""
         return [self._full_sequence(item.sample, ids) for item in items for ids in item.candidates.token_ids]
 
-    def _full_sequence(self, sample: Sample, token_ids: tuple[int, ...]) -> float:
+    def _full_sequence(self, sample: Sample, token_ids: tuple[int, ...]) -> list[float]:
         import torch
 
         from mmaff.encode.samples import IGNORE_INDEX
@@ -288,26 +321,30 @@ class LabelScorer:
             mm_token_type_ids=torch.cat([sample.mm_token_type_ids, torch.zeros_like(tokens)]),
         )
         logits = self.hf.model(**self.hf.collate([full]), use_cache=False, logits_to_keep=len(tokens) + 1).logits
-        return float(_token_log_probs(logits[0, :-1], tokens.to(self.hf.device)).sum())
+        return _token_log_probs(logits[0, :-1], tokens.to(self.hf.device)).tolist()
 
     # -- the backend ---------------------------------------------------------------------------------------------
     def score_batch(self, items: list[Item], encode_seconds: float = 0.0) -> list[Prediction]:
-        """Predictions of one batch: {label: score} with the token count of every label's candidate."""
+        """Predictions of one batch: {label: score} with the token count of every label's candidate; for an open
+        record, the gold answer's NLL and log-perplexity."""
         import torch
 
         start = time.perf_counter()
         with torch.inference_mode():
-            scores = iter(self._score_prefix(items) if self.method == "prefix" else self._score_full(items))
+            token_log_probs = iter(self._score_prefix(items) if self.method == "prefix" else self._score_full(items))
         seconds = (time.perf_counter() - start + encode_seconds) / len(items)
         predictions = []
         for item in items:
-            labels = item.candidates.labels
-            extra = {
-                "label_tokens": {label: len(ids) for label, ids in zip(labels, item.candidates.token_ids)},
-                "scoring": SCORING,
-                "prompt_tokens": len(item.sample),
-            }
-            prediction = {label: next(scores) for label in labels}
+            candidates = item.candidates
+            if candidates.end_tokens:
+                prediction, extra = _gold_row(next(token_log_probs), candidates.end_tokens)
+            else:
+                prediction = {label: math.fsum(next(token_log_probs)) for label in candidates.labels}
+                extra = {
+                    "label_tokens": {label: len(ids) for label, ids in zip(candidates.labels, candidates.token_ids)},
+                    "scoring": SCORING,
+                }
+            extra["prompt_tokens"] = len(item.sample)
             predictions.append(Prediction(item.record["id"], prediction, seconds, extra))
         return predictions
 
@@ -319,6 +356,15 @@ class LabelScorer:
             yield self.score_batch(items, encode_seconds)
 
 
+def _gold_row(token_log_probs: list[float], end_tokens: int) -> tuple[dict[str, float], dict[str, Any]]:
+    """{"nll", "log_perplexity"} of a gold continuation's token log-probs (the last `end_tokens` end the turn)."""
+    answer = token_log_probs[:-end_tokens]
+    log_perplexity = -math.fsum(answer)
+    nll = log_perplexity - math.fsum(token_log_probs[-end_tokens:])
+    extra = {"answer_tokens": len(answer), "end_tokens": end_tokens, "scoring": GOLD_SCORING}
+    return {"nll": nll, "log_perplexity": log_perplexity}, extra
+
+
 # ---------------------------------------------------------------------------------------------------- reading
 
 
@@ -326,9 +372,31 @@ def _is_score(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _gold_problem(row: dict[str, Any]) -> str | None:
+    """What is wrong with a gold_likelihood row: NLLs are numbers >= 0 (inf allowed, NaN not), nll >= log-perplexity."""
+    values = row["prediction"]
+    if not isinstance(values, dict) or sorted(values) != sorted(GOLD_KEYS):
+        return f"the prediction is not a {{{', '.join(GOLD_KEYS)}}} object"
+    bad = [
+        key
+        for key, value in values.items()
+        if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value) or value < 0
+    ]
+    if bad:
+        return f"{bad} must be numbers >= 0 (inf for a token of probability 0)"
+    if values["log_perplexity"] > values["nll"]:
+        return "log_perplexity is above nll (nll adds the end-of-turn token to it)"
+    tokens = row.get("answer_tokens")
+    if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 1:
+        return f"answer_tokens must be a whole number >= 1, got {tokens!r}"
+    return None
+
+
 def _row_problem(row: dict[str, Any]) -> str | None:
+    if row.get("scoring") == GOLD_SCORING:
+        return _gold_problem(row)
     if row.get("scoring") != SCORING:
-        return f"not a {SCORING} row (scoring: {row.get('scoring')!r})"
+        return f"not a {SCORING} or {GOLD_SCORING} row (scoring: {row.get('scoring')!r})"
     scores = row["prediction"]
     if not isinstance(scores, dict) or not scores:
         return "the prediction is not a {label: score} object"
@@ -342,8 +410,9 @@ def _line_of(path: Path, item_id: str) -> int:
 
 
 def read_label_scores(path: str | Path) -> dict[str, dict[str, float]]:
-    """id -> {label: score} of a label-likelihood file. A row that is not one (a generation file's text, a
-    non-finite score) is an error naming the file and line; a truncated last line is ignored, as when resuming."""
+    """id -> {label: score} of a label-likelihood file, and for a gold row id -> {"nll", "log_perplexity"}. A row
+    that is neither (a generation file's text, a non-finite label score, a negative or NaN NLL) is an error naming
+    the file and line; a truncated last line is ignored, as when resuming."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no label-score file")
@@ -384,7 +453,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_comma_list(parser, "--tasks", "only these tasks, <dataset>/<subtask> (default: all)")
     add_comma_list(parser, "--modalities", "only these modalities (default: all)", allowed=("text", "image", "video"))
     add_comma_list(
-        parser, "--target-types", "target types scored (default: multi)", allowed=LABEL_TARGET_TYPES, default=None
+        parser,
+        "--target-types",
+        "target types scored (default: multi,open): multi / single get one likelihood per label (ranking metrics), "
+        "open (MASIVE) the NLL and log-perplexity of the gold answer",
+        allowed=TARGET_TYPES,
+        default=None,
     )
     parser.add_argument("--limit", type=int, help="at most N records per dataset (smoke runs)")
     parser.add_argument("--batch-size", type=int, default=8, help="records per prompt forward")
@@ -403,7 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
-    args.target_types = args.target_types or ["multi"]
+    args.target_types = args.target_types or ["multi", "open"]
     return args
 
 

@@ -53,28 +53,48 @@ _LRAP_CHUNK = 4096
 @dataclass(frozen=True)
 class TargetMetrics:
     """The scoring function of one target type and the metrics a task file may declare for it. Each declared name
-    is a key of the function's result, so a task's `metrics` / `primary` are read back with no translation."""
+    is a key of the function's result, so a task's `metrics` / `primary` are read back with no translation.
+
+    `supplementary`: figures the scorer adds to the same result from other inputs (gold-answer likelihoods, an
+    embedding model), present only when those are given. They are never declarable, so never a task's primary or
+    chance-normalised headline. `lower_is_better`: the names (declared or supplementary) where a smaller value is
+    the better model (NLL); a report that ranks or compares models reads it through `lower_is_better`."""
 
     target_type: str
     function: Callable[..., dict]
     metrics: tuple[str, ...]
+    supplementary: tuple[str, ...] = ()
+    lower_is_better: frozenset[str] = frozenset()
 
 
 METRICS: dict[str, TargetMetrics] = {}
 """target type -> its scoring function and declarable metric names (filled by `declares`)."""
 
 
-def declares(target_type: str, *metrics: str) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
+def declares(
+    target_type: str, *metrics: str, supplementary: tuple[str, ...] = (), lower_is_better: tuple[str, ...] = ()
+) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
     """Register `function` as the scoring function of `target_type`, whose result holds each of `metrics` (the
-    names task files use) as a key."""
+    names task files use) as a key; `supplementary` and `lower_is_better` as in `TargetMetrics`."""
+    unknown = set(lower_is_better) - set(metrics) - set(supplementary)
+    if unknown:
+        raise ValueError(f"lower_is_better names {sorted(unknown)} that {target_type!r} does not report")
 
     def register(function: Callable[..., dict]) -> Callable[..., dict]:
         if target_type in METRICS:
             raise ValueError(f"target type {target_type!r} already has {METRICS[target_type].function.__name__}")
-        METRICS[target_type] = TargetMetrics(target_type, function, metrics)
+        METRICS[target_type] = TargetMetrics(
+            target_type, function, metrics, tuple(supplementary), frozenset(lower_is_better)
+        )
         return function
 
     return register
+
+
+def lower_is_better(target_type: str, name: str) -> bool:
+    """Whether a smaller `name` is the better model for `target_type` (NLL, log-perplexity); False for the rest."""
+    entry = METRICS.get(target_type)
+    return entry is not None and name in entry.lower_is_better
 
 
 # ---------------------------------------------------------------- helpers
@@ -620,7 +640,12 @@ def _gold_slots(row: Any) -> list[list[str]]:
     return slots
 
 
-@declares("open", *(f"acc@{k}{match}" for match in ("", "_normalised") for k in (1, 3, 5)))
+@declares(
+    "open",
+    *(f"acc@{k}{match}" for match in ("", "_normalised") for k in (1, 3, 5)),
+    supplementary=("nll", "log_perplexity", "sim@1", "sim@3", "sim@5"),
+    lower_is_better=("nll", "log_perplexity"),
+)
 def open_vocabulary_at_k(
     gold: Sequence[Sequence[str | Sequence[str]]],
     ranked: Sequence[Sequence[Sequence[str] | str | None] | None],
@@ -685,6 +710,39 @@ def open_vocabulary_at_k(
         "min_outputs": int(min_outputs or 0),
         "language": language,
         "spanish_gender_rule": _is_spanish(language),
+    }
+
+
+def gold_likelihood(nll: Sequence[float], log_perplexity: Sequence[float]) -> dict:
+    """MASIVE's NLL and log-perplexity of the gold answers, averaged over items (lower is better).
+
+    Per item (`mmaff.eval.likelihood`, gold rows): ``nll`` = summed negative log-likelihood of the gold answer's
+    tokens and the end-of-turn token, ``log_perplexity`` = the same sum without the end-of-turn token (MASIVE's
+    ``log_perp`` gives pad / eos / unk weight 0). Both are sums, not per-token means, as the authors report them.
+    The means run over the finite values only and the non-finite ones are counted (``*_nonfinite``): the authors'
+    code skips ``inf`` but still divides by the full count, which lowers their mean by the skipped share; that is
+    not copied. A mean with no finite value is None.
+    """
+    if len(nll) != len(log_perplexity):
+        raise ValueError(f"{len(nll)} NLL values but {len(log_perplexity)} log-perplexities")
+    result: dict[str, Any] = {"likelihood_n": len(nll)}
+    for name, values in (("nll", nll), ("log_perplexity", log_perplexity)):
+        finite = [float(v) for v in values if math.isfinite(v)]
+        result[name] = float(np.mean(finite)) if finite else None
+        result[f"{name}_nonfinite"] = len(values) - len(finite)
+    return result
+
+
+def similarity_at_k(beam_similarities: Sequence[Sequence[float]], ks: Sequence[int] = (1, 3, 5)) -> dict:
+    """MASIVE Sim@k: per item the best (max, their default ``--sim-type max``) of the first k beams' similarities
+    to the gold (`mmaff.eval.similarity`), averaged over items; an item without beams scores 0. Sim@k is given
+    for each k up to the number of beams generated (k = 1 always), like Acc@k."""
+    if not beam_similarities:
+        raise ValueError("nothing to score: empty input")
+    beams = max(len(row) for row in beam_similarities)
+    ks = [k for k in sorted(set(ks)) if k == 1 or k <= beams]
+    return {f"sim@{k}": float(np.mean([max(row[:k], default=0.0) for row in beam_similarities])) for k in ks} | {
+        "sim_n": len(beam_similarities)
     }
 
 

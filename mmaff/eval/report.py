@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from mmaff.eval.items import Item
     from mmaff.eval.tasks import EvalTask
+    from mmaff.hub.model_card import HubDataset
 
 HUB_TASK_TYPES = {"text": "text-classification", "image": "image-classification", "video": "video-classification"}
 
@@ -154,6 +155,7 @@ def results_markdown(report: dict[str, Any]) -> str:
     lines += _emotion_lines(report)
     lines += _official_ei_lines(report)
     lines += _ranking_lines(report)
+    lines += _open_vocabulary_lines(report)
     return "\n".join(lines) + "\n"
 
 
@@ -270,31 +272,86 @@ def _ranking_lines(report: dict[str, Any]) -> list[str]:
     return _table("Multi-label ranking (label likelihoods)", header, "|---|---:|---:|---:|---:|", rows)
 
 
+OPEN_COLUMNS = ("acc@1", "acc@3", "acc@5", "nll", "log_perplexity", "sim@1", "sim@3", "sim@5")
+
+
+def _open_vocabulary_lines(report: dict[str, Any]) -> list[str]:
+    """MASIVE's own table (arXiv 2407.12196, Table 4): exact-match Acc@k, the gold answer's NLL and log-perplexity
+    (means over finite values, non-finite ones counted) and Sim@k, pooled and per language; what was not computed
+    is said, never shown as 0."""
+    from mmaff.eval.metrics import lower_is_better
+
+    rows, notes = [], []
+    for name, entry in report["tasks"].items():
+        corrected = entry.get("corrected")
+        if entry["target_type"] != "open" or not corrected:
+            continue
+        blocks = {"pooled": corrected["pooled"], **corrected.get("per_language", {})}
+        for block, result in blocks.items():
+            nonfinite = result.get("nll_nonfinite")
+            cells = " | ".join(_fmt(result.get(column)) for column in OPEN_COLUMNS)
+            rows.append(f"| {name} | {block} | {result['n']} | {cells} | {_fmt(nonfinite)} |")
+        notes += [f"- {name}: {note}" for note in corrected.get("not_computed", {}).values()]
+    names = [f"{c} (lower is better)" if lower_is_better("open", c) else c for c in OPEN_COLUMNS]
+    header = f"| task | language | n | {' | '.join(names)} | NLL non-finite |"
+    align = "|---|---|---:|" + "---:|" * (len(OPEN_COLUMNS) + 1)
+    title = "Open vocabulary, MASIVE protocol (exact-match Acc@k; NLL / log-perplexity summed over the answer)"
+    table = _table(title, header, align, rows)
+    return table + ([""] + notes if table and notes else [])
+
+
 # ----------------------------------------------------------------------------------------- model card
 
 
+def _hub_dataset(report: dict[str, Any], dataset_id: str | None) -> HubDataset | None:
+    from mmaff.hub.model_card import hub_dataset
+
+    return hub_dataset(report["corpus"].get("corpus_path"), dataset_id)
+
+
+def _result_rows(report: dict[str, Any]) -> list[tuple[str, dict[str, Any], str, str, float]]:
+    """(task, entry, metric, metric label, value) per task: the primary metric, or each part of a joint task."""
+    rows = []
+    for name, entry in report["tasks"].items():
+        if entry["target_type"] == "joint":
+            for part, headline in ((entry.get("against_chance") or {}).get("parts") or {}).items():
+                if headline.get("value") is not None:
+                    metric = headline["metric"]
+                    rows.append((name, entry, metric, f"{part} {metric}", headline["value"]))
+        elif entry.get("primary_value") is not None:
+            rows.append((name, entry, entry["primary"], entry["primary"], entry["primary_value"]))
+    return rows
+
+
 def eval_results(report: dict[str, Any], *, dataset_id: str | None = None) -> list[EvalResult]:
-    """One Hub `EvalResult` per task: its primary metric, pooled, corrected mode (skipped where undefined)."""
+    """Hub `EvalResult`s of a scored run (corrected mode, pooled): each task's primary metric, each part's headline
+    for a joint task; a chained run (`mmaff.eval.chained --score-out`) is named so. The dataset is the corpus's Hub
+    id (`dataset_id`, else `<corpus>/hub_push.json`, else the corpus name), its `config` the dataset card's config of
+    the task (`mmaff.hub.push_dataset.hub_config_name`; tasks whose config the push did not record are left out), and
+    `revision` the pushed commit, only when it is known."""
     from huggingface_hub import EvalResult
 
-    corpus = report["corpus"]
+    from mmaff.hub.push_dataset import hub_config_name
+
+    dataset = _hub_dataset(report, dataset_id)
     split = (report.get("run") or {}).get("split", "test")
+    mode = "chained: the model's own first step" if report.get("chained") else None
     results = []
-    for name, entry in report["tasks"].items():
-        value = entry.get("primary_value")
-        if value is None:
+    for name, entry, metric, label, value in _result_rows(report):
+        config = hub_config_name(name)
+        if dataset and dataset.configs is not None and config not in dataset.configs:
             continue
         results.append(
             EvalResult(
                 task_type=HUB_TASK_TYPES[entry["modality"]],
-                task_name=f"{name} ({entry['target_type']})",
-                dataset_type=dataset_id or corpus["corpus"],
-                dataset_name=f"{corpus['corpus']} {name}",
-                dataset_config=name,
+                task_name=f"{name} ({entry['target_type']}{'; ' + mode if mode else ''})",
+                dataset_type=dataset.repo_id if dataset else report["corpus"]["corpus"],
+                dataset_name=f"{report['corpus']['corpus']} {name}",
+                dataset_config=config,
                 dataset_split=split,
-                dataset_revision=corpus["corpus_sha256"][:12],
-                metric_type=entry["primary"],
-                metric_name=f"{entry['primary']} (corrected mode)",
+                dataset_revision=dataset.revision if dataset else None,
+                metric_type=metric,
+                metric_name=f"{label} (corrected mode{', chained' if mode else ''})",
                 metric_value=round(float(value), 4),
             )
         )
@@ -317,14 +374,26 @@ def model_index_yaml(report: dict[str, Any], *, dataset_id: str | None = None, m
 
 
 def add_to_model_card(
-    card_path: str | Path, report: dict[str, Any], *, dataset_id: str | None = None, model_name: str | None = None
+    card_path: str | Path,
+    reports: dict[str, Any] | list[dict[str, Any]],
+    *,
+    dataset_id: str | None = None,
+    model_name: str | None = None,
 ) -> None:
-    """Put the run's eval results into a model card's metadata (replacing earlier ones), keeping its text."""
+    """Put the eval results of one or more scored runs (e.g. the ordinary and the chained run) into a model card's
+    metadata, replacing earlier ones and keeping its text. The dataset id defaults to the card's own `datasets`."""
     from huggingface_hub import ModelCard
 
     card = ModelCard.load(card_path)
-    card.data.eval_results = eval_results(report, dataset_id=dataset_id)
-    card.data.model_name = model_name or card.data.model_name or _model_name(report)
+    reports = [reports] if isinstance(reports, dict) else reports
+    named = card.data.datasets or []
+    dataset_id = dataset_id or next((r for r in ([named] if isinstance(named, str) else named)), None)
+    card.data.eval_results = [result for report in reports for result in eval_results(report, dataset_id=dataset_id)]
+    card.data.model_name = model_name or card.data.model_name or _model_name(reports[0])
+    if not card.data.datasets and (dataset := _hub_dataset(reports[0], dataset_id)):
+        from mmaff.hub.model_card import name_dataset
+
+        name_dataset(card, dataset)
     card.save(card_path)
 
 
@@ -376,7 +445,12 @@ def main(argv: list[str] | None = None) -> None:
         description="Rewrite the reports of a metrics.json; put its results in a model card.",
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("--metrics", help="metrics.json written by mmaff.eval.score")
+    parser.add_argument(
+        "--metrics",
+        nargs="+",
+        help="metrics.json written by mmaff.eval.score; several (e.g. the run's and its chained run's) all go into "
+        "--model-card",
+    )
     parser.add_argument("--compare", nargs="+", metavar="METRICS", help="compare runs: two or more metrics.json")
     parser.add_argument("--out", help="with --compare: folder for comparison.md and comparison.png")
     parser.add_argument("--names", help="with --compare: comma-separated column names, one per run")
@@ -384,7 +458,11 @@ def main(argv: list[str] | None = None) -> None:
         "--allow-mixed", action="store_true", help="with --compare: compare runs on other corpus builds or decoding"
     )
     parser.add_argument("--model-card", help="a model card (README.md) whose metadata gets the eval results")
-    parser.add_argument("--dataset-id", help="Hub id of the evaluation corpus (default: the corpus name)")
+    parser.add_argument(
+        "--dataset-id",
+        help="Hub id of the evaluation corpus (default: <corpus>/hub_push.json of `mmaff push-dataset`, else the "
+        "model card's `datasets`, else the corpus name)",
+    )
     parser.add_argument("--model-name", help="model name in the model-index (default: from the predictions)")
     args = parser.parse_args(argv)
     if args.compare:
@@ -392,17 +470,21 @@ def main(argv: list[str] | None = None) -> None:
         return
     if not args.metrics:
         parser.error("--metrics or --compare is required")
-    check_file("--metrics", args.metrics, "give the metrics.json that `python -m mmaff.score --out DIR` wrote in DIR")
+    for metrics in args.metrics:
+        check_file("--metrics", metrics, "give the metrics.json that `python -m mmaff.score --out DIR` wrote in DIR")
     check_file("--model-card", args.model_card, "give an existing model card (README.md)")
-    report = json.loads(Path(args.metrics).read_text(encoding="utf-8"))
-    out = Path(args.metrics).parent
-    _write_atomic(out / "results.md", results_markdown(report))
-    _write_atomic(
-        out / "eval_results.yaml", model_index_yaml(report, dataset_id=args.dataset_id, model_name=args.model_name)
-    )
-    print(f"wrote {out / 'results.md'}, {out / 'eval_results.yaml'}")
+    reports = []
+    for metrics in args.metrics:
+        report = json.loads(Path(metrics).read_text(encoding="utf-8"))
+        out = Path(metrics).parent
+        _write_atomic(out / "results.md", results_markdown(report))
+        _write_atomic(
+            out / "eval_results.yaml", model_index_yaml(report, dataset_id=args.dataset_id, model_name=args.model_name)
+        )
+        print(f"wrote {out / 'results.md'}, {out / 'eval_results.yaml'}")
+        reports.append(report)
     if args.model_card:
-        add_to_model_card(args.model_card, report, dataset_id=args.dataset_id, model_name=args.model_name)
+        add_to_model_card(args.model_card, reports, dataset_id=args.dataset_id, model_name=args.model_name)
         print(f"updated the eval results of {args.model_card}")
 
 

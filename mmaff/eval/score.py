@@ -35,6 +35,16 @@ from mmaff.eval.predictions import (
 )
 from mmaff.eval.tasks import EvalTask
 
+SIM_NOTE = "Sim@k not computed: pass --sim-model PATH (a sentence-transformers model folder)"
+NLL_NOTE = (
+    "NLL / log-perplexity not computed: pass --label-scores FILE written by `python -m mmaff.likelihood` "
+    "(it scores the gold answers of open tasks by default)"
+)
+NLL_ROWS_NOTE = (
+    "NLL / log-perplexity not computed: the label-score file has no gold_likelihood row for these items; rerun "
+    "`python -m mmaff.likelihood` with --target-types including open"
+)
+
 
 class ScoringError(ValueError):
     """Predictions that cannot be joined to the corpus as given (names the ids); an unreadable predictions file is a
@@ -316,15 +326,23 @@ def _midpoint(space: Any) -> float:
     return (float(space["min"]) + float(space["max"])) / 2
 
 
-def score_corrected(task: EvalTask, items: list[Item], parsed: dict[str, Parsed], means: dict[str, Any]) -> dict:
+def score_corrected(
+    task: EvalTask,
+    items: list[Item],
+    parsed: dict[str, Parsed],
+    means: dict[str, Any],
+    supplement: Callable[[list[Item]], dict] | None = None,
+) -> dict:
     """Pooled, per-language, per-subset (EWECT usual / virus blocks) and (EI) per-emotion figures of one task in the
-    corrected mode; EI tasks also get the official SemEval headline (`metrics.semeval_ei_official`)."""
+    corrected mode; EI tasks also get the official SemEval headline (`metrics.semeval_ei_official`). `supplement`
+    adds figures computed from other inputs to every block (MASIVE's NLL and Sim@k, `OpenSupplement`)."""
 
     def block(rows: list[Item]) -> dict:
         gold = [i.gold for i in rows]
         pred = [parsed[i.id].value for i in rows]
         languages = [i.language for i in rows]
-        return _score_values(task.target_type, rows[0].label_space, gold, pred, means, "", languages)
+        result = _score_values(task.target_type, rows[0].label_space, gold, pred, means, "", languages)
+        return result | supplement(rows) if supplement is not None else result
 
     result: dict[str, Any] = {"n": len(items), "pooled": block(items)}
     if "language" in task.group_by:
@@ -375,11 +393,14 @@ def _ei_official(items: list[Item], block: Callable[[list[Item]], dict]) -> dict
 
 
 def _language_macro(task: EvalTask, per_language: dict[str, dict]) -> dict[str, float | None]:
-    """Unweighted mean over languages of each declared metric (None when a language leaves it undefined)."""
-    from mmaff.eval.metrics import metric_value
+    """Unweighted mean over languages of each declared metric, and of each supplementary one the results hold
+    (None when a language leaves it undefined)."""
+    from mmaff.eval.metrics import METRICS, metric_value
 
+    entry = METRICS.get(task.target_type)
+    present = [m for m in (entry.supplementary if entry else ()) if any(m in r for r in per_language.values())]
     macro: dict[str, float | None] = {}
-    for name in task.metrics:
+    for name in (*task.metrics, *present):
         values = [metric_value(result, name) for result in per_language.values()]
         macro[name] = None if None in values or not values else sum(values) / len(values)
     return macro
@@ -408,6 +429,88 @@ def against_chance(target_type: str, space: Any, gold: list, result: dict) -> di
         "chance": chance,
         "chance_normalised": metrics.chance_normalised(value, chance),
     }
+
+
+@dataclass
+class OpenSupplement:
+    """MASIVE's figures beside Acc@k for the items of one open task: per item the gold answer's NLL and
+    log-perplexity (label-score gold rows) and each beam's similarity to the gold (`mmaff.eval.similarity`)."""
+
+    likelihoods: dict[str, dict[str, float]] | None
+    similarities: dict[str, list[float]] | None
+
+    def __call__(self, rows: list[Item]) -> dict[str, Any]:
+        from mmaff.eval import metrics
+
+        result: dict[str, Any] = {}
+        covered = [self.likelihoods[i.id] for i in rows if i.id in (self.likelihoods or {})]
+        if covered:
+            result |= metrics.gold_likelihood([c["nll"] for c in covered], [c["log_perplexity"] for c in covered])
+        if self.similarities is not None:
+            result |= metrics.similarity_at_k([self.similarities[i.id] for i in rows])
+        return result
+
+    def not_computed(self) -> dict[str, str]:
+        notes = {}
+        if not self.likelihoods:
+            notes["nll"] = NLL_NOTE if self.likelihoods is None else NLL_ROWS_NOTE
+        if self.similarities is None:
+            notes["sim@k"] = SIM_NOTE
+        return notes
+
+
+def gold_likelihoods(
+    name: str, rows: list[Item], label_scores: dict[str, dict[str, float]] | None, allow_partial: bool
+) -> dict[str, dict[str, float]] | None:
+    """id -> {"nll", "log_perplexity"} of an open task's items from the label scores (None: no file; empty: no
+    gold row for them). A row of another kind, or items left out while others are scored, is an error."""
+    from mmaff.eval.likelihood import GOLD_KEYS
+
+    if label_scores is None:
+        return None
+    covered = {i.id: label_scores[i.id] for i in rows if i.id in label_scores}
+    wrong = [item_id for item_id, row in covered.items() if sorted(row) != sorted(GOLD_KEYS)]
+    if wrong:
+        raise ScoringError(
+            f"{name}: label-score rows of {wrong[:3]} are not gold_likelihood rows ({', '.join(GOLD_KEYS)})"
+        )
+    if covered and len(covered) < len(rows) and not allow_partial:
+        missing = [i.id for i in rows if i.id not in covered]
+        raise ScoringError(
+            f"{name}: {len(missing)} items have no gold likelihood (e.g. {missing[:3]}); score them with "
+            "`python -m mmaff.likelihood`, or pass --allow-partial"
+        )
+    return covered
+
+
+def beam_similarities(
+    rows: list[Item], parsed: dict[str, Parsed], texts: dict[str, str], model: Any
+) -> dict[str, list[float]]:
+    """id -> each beam's similarity to the gold (`ContextualSimilarity.beam_similarities`) for an open task."""
+    inputs = []
+    for item in rows:
+        beams = parsed[item.id].value or []
+        inputs.append((texts[item.id], [str(term) for term in item.gold], [_beam_terms(beam) for beam in beams]))
+    return dict(zip((i.id for i in rows), model.beam_similarities(inputs)))
+
+
+def _beam_terms(beam: Any) -> list[str] | None:
+    if beam is None:
+        return None
+    return [beam] if isinstance(beam, str) else [str(term) for term in beam]
+
+
+def record_texts(corpus_root: str | Path, ids: set[str], splits: set[str]) -> dict[str, str]:
+    """id -> the record's text (the masked context of an open item) for `ids`, from the corpus split files."""
+    texts: dict[str, str] = {}
+    for split in sorted(splits):
+        for path in sorted((Path(corpus_root) / split).glob("*.jsonl")):
+            with open(path, "rb") as f:
+                for line in f:
+                    record = orjson.loads(line)
+                    if record["id"] in ids:
+                        texts[record["id"]] = record["text"]
+    return texts
 
 
 def score_ranking(items: list[Item], label_scores: dict[str, dict[str, float]]) -> dict[str, Any]:
@@ -484,8 +587,11 @@ def score(
     allow_partial: bool = False,
     modes: tuple[str, ...] = ("corrected", "paper_compat"),
     label_scores: dict[str, dict[str, float]] | None = None,
+    sim_model: Any = None,
 ) -> tuple[dict[str, Any], dict[str, tuple[list[Item], list[Any]]]]:
-    """metrics.json's content, and per task the scored items with their parsed values (for plots)."""
+    """metrics.json's content, and per task the scored items with their parsed values (for plots). Open tasks
+    (MASIVE) also get the gold answers' NLL / log-perplexity from `label_scores` and, with `sim_model` (a
+    `mmaff.eval.similarity.ContextualSimilarity`), Sim@k."""
     meta = PredictionMeta()
     predictions = read_replies(predictions_path, meta)
     items = corpus_items(corpus_root, tasks)
@@ -510,7 +616,14 @@ def score(
             "primary": task.primary,
         }
         if "corrected" in modes:
-            corrected = entry["corrected"] = score_corrected(task, rows, parsed, means.get(name, {}))
+            supplement = None
+            if task.target_type == "open":
+                supplement = _open_supplement(
+                    name, task, rows, parsed, corpus_root, label_scores, sim_model, allow_partial
+                )
+            corrected = entry["corrected"] = score_corrected(task, rows, parsed, means.get(name, {}), supplement)
+            if supplement is not None and supplement.not_computed():
+                corrected["not_computed"] = supplement.not_computed()
             entry["primary_value"] = _primary_value(task, corrected)
             gold = [i.gold for i in rows]
             entry["against_chance"] = against_chance(
@@ -535,10 +648,28 @@ def score(
         "parse_status": statuses,
         "truncated": _count_by_cell(meta.truncated, items),
         "label_scores": None if label_scores is None else {"rows": len(label_scores), "unknown_ids": foreign_scores},
+        "sim_model": None if sim_model is None else sim_model.name,
         "overall": overall(tasks, results) if "corrected" in modes else {},
         "tasks": results,
     }
     return report, scored
+
+
+def _open_supplement(
+    name: str,
+    task: EvalTask,
+    rows: list[Item],
+    parsed: dict[str, Parsed],
+    corpus_root: str | Path,
+    label_scores: dict[str, dict[str, float]] | None,
+    sim_model: Any,
+    allow_partial: bool,
+) -> OpenSupplement:
+    similarities = None
+    if sim_model is not None:
+        texts = record_texts(corpus_root, {i.id for i in rows}, {task.split})
+        similarities = beam_similarities(rows, parsed, texts, sim_model)
+    return OpenSupplement(gold_likelihoods(name, rows, label_scores, allow_partial), similarities)
 
 
 def _primary_value(task: EvalTask, corrected: dict) -> float | None:
@@ -597,6 +728,13 @@ def build_parser() -> Any:
     parser.add_argument(
         "--label-scores", help="label-likelihood scores (mmaff.eval.likelihood) for the ranking metrics"
     )
+    parser.add_argument(
+        "--sim-model",
+        metavar="PATH",
+        help="a sentence-transformers model folder for MASIVE's Sim@1/3/5 (contextual similarity of predicted and "
+        "gold terms; the authors used bert-base-multilingual-uncased: SentenceTransformer(NAME).save(PATH)); "
+        "without it Sim@k is not computed and the reports say so",
+    )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     return parser
 
@@ -635,12 +773,18 @@ def main(argv: list[str] | None = None) -> None:
         from mmaff.eval.likelihood import read_label_scores
 
         label_scores = read_label_scores(args.label_scores)
+    sim_model = None
+    if args.sim_model:
+        from mmaff.eval.similarity import ContextualSimilarity
+
+        sim_model = ContextualSimilarity(args.sim_model)
     report, scored = score(
         args.predictions,
         corpus_root,
         tasks,
         allow_partial=args.allow_partial,
         label_scores=label_scores,
+        sim_model=sim_model,
     )
     if report["run_matches_corpus"] is False:
         print(

@@ -57,6 +57,13 @@ class DataArguments:
         },
     )
     mixture_seed: int = field(default=42, metadata={"help": "Seed of the mixture sampling (weights, caps)."})
+    dataset_hub_id: str | None = field(
+        default=None,
+        metadata={
+            "help": "Hub dataset id of the corpus, named in the model card's `datasets`. Default: the push recorded "
+            "in <corpus>/hub_push.json by `mmaff push-dataset`, or `corpus` itself when it is a Hub id."
+        },
+    )
 
 
 @dataclass

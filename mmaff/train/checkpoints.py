@@ -65,6 +65,12 @@ def newest_complete_checkpoint(output_dir: str | Path, needs: ResumeNeeds, warn:
     return None
 
 
+def weights_problem(folder: Path) -> str | None:
+    """Why the model or adapter weights in `folder` are missing or cut short (a finished run's folder or a
+    checkpoint), or None when they are whole."""
+    return _weights_problem(folder, ResumeNeeds())
+
+
 def _state_problem(folder: Path, needs: ResumeNeeds) -> str | None:
     path = folder / "trainer_state.json"
     if not path.is_file():

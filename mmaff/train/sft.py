@@ -7,7 +7,9 @@ Arguments: defaults < YAML (`--config`) < command line, over four groups: `DataA
 `TuningArguments` (mmaff.train.args), TRL's `SFTConfig` and `ModelConfig`. Three SFTConfig fields are served by
 this script instead of TRL, which refuses them for vision data: `packing` (best-fit-decreasing packs of whole
 samples up to `max_length` tokens, one padding-free row each), `padding_free` (one row per micro-batch) and
-`push_to_hub` (the final model with our model card, not every checkpoint).
+`push_to_hub`. The push works as the HF Trainer's (`hub_strategy` end / every_save / checkpoint / all_checkpoints,
+background commits after each save, the token and repo checked at start-up) but sends our model card, never
+`training_args.bin` (a pickle holding the token: the Trainer's own push uploads it), and no file holding the token.
 """
 
 from __future__ import annotations
@@ -16,18 +18,29 @@ import json
 import logging
 import math
 import os
+import shutil
 import sys
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import datasets
+from transformers import TrainerCallback
 from trl import ModelConfig, SFTConfig, TrlParser
 
 from mmaff.encode.corpus import Corpus, open_corpus
 from mmaff.encode.samples import SampleEncoder
-from mmaff.hub.model_card import model_card, push_folder
+from mmaff.hub.model_card import (
+    STAGING,
+    HubAccessError,
+    SecretInUpload,
+    check_hub_access,
+    model_card,
+    push_checkpoint_async,
+    push_folder,
+)
 from mmaff.train.args import DataArguments, TuningArguments
 from mmaff.train.checkpoints import ResumeNeeds, checkpoint_problem, newest_complete_checkpoint
 from mmaff.train.collator import MixedModalCollator
@@ -62,6 +75,81 @@ class Served:
     packing: bool
     padding_free: bool
     push_to_hub: bool
+
+
+def fail(message: str) -> NoReturn:
+    """A mistake the run can name: one `error: ...` line, exit status 2."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def hub_strategy(args: SFTConfig) -> str:
+    return str(getattr(args.hub_strategy, "value", args.hub_strategy))
+
+
+def checked_hub_repo(args: SFTConfig, served: Served) -> str | None:
+    """With `push_to_hub`, before any work (main process): the model repo (`hub_model_id`, else the output folder's
+    name, as the HF Trainer names it) after checking the Hub is online, the token valid and allowed to write there
+    (created if new, like the Trainer's start-up `create_repo`). A run that cannot push fails here, not after
+    training."""
+    if not served.push_to_hub or args.process_index != 0:
+        return None
+    repo = args.hub_model_id or Path(args.output_dir).absolute().name
+    try:
+        return check_hub_access(repo, token=args.hub_token, private=args.hub_private_repo, revision=args.hub_revision)
+    except HubAccessError as error:
+        fail(f"push_to_hub: {error}")
+
+
+class HubCheckpointPush(TrainerCallback):
+    """`hub_strategy` every_save / checkpoint / all_checkpoints: after each save (main process) the checkpoint's model
+    files, and with the checkpoint strategies the whole checkpoint, go up in a background commit
+    (`mmaff.hub.model_card.push_checkpoint_async`), as the HF Trainer's `_push_from_checkpoint` does; a save while the
+    last push still runs is not pushed unless `hub_always_push`. A failed background push is logged, not fatal: the
+    final push at the end is blocking and reports its errors."""
+
+    def __init__(self, repo_id: str, strategy: str) -> None:
+        self.repo_id, self.strategy = repo_id, strategy
+        self.pending: list[Future] = []
+
+    def on_save(self, args: SFTConfig, state: Any, control: Any, **kwargs: Any) -> None:
+        if not state.is_world_process_zero:
+            return
+        self._report_finished()
+        if self.pending and not args.hub_always_push:
+            log.info("the last checkpoint push is still running: checkpoint-%d is not pushed", state.global_step)
+            return
+        checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        staging = Path(args.output_dir) / STAGING / checkpoint.name
+        try:
+            future = push_checkpoint_async(
+                checkpoint,
+                staging,
+                self.repo_id,
+                strategy=self.strategy,
+                token=args.hub_token,
+                revision=args.hub_revision,
+            )
+        except SecretInUpload as error:
+            log.error("%s", error)
+            return
+        future.add_done_callback(lambda _: shutil.rmtree(staging, ignore_errors=True))
+        self.pending.append(future)
+
+    def on_train_end(self, args: SFTConfig, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.pending:
+            log.info("waiting for %d checkpoint push(es) to finish", len(self.pending))
+        for future in self.pending:
+            future.exception()  # waits
+        self._report_finished()
+
+    def _report_finished(self) -> None:
+        for future in [f for f in self.pending if f.done()]:
+            self.pending.remove(future)
+            if error := future.exception():
+                log.warning("a checkpoint push failed (%s): the next save or the final push sends the model", error)
+            else:
+                log.info("pushed %s", getattr(future.result(), "commit_url", future.result()))
 
 
 def default_recipe(recipes: Path, single_process: str) -> str:
@@ -191,6 +279,7 @@ def main(argv: list[str] | None = None, default_config: str | None = None) -> No
         level=logging.INFO if args.process_index == 0 else logging.WARNING, format="%(asctime)s %(name)s: %(message)s"
     )
     served = take_over(args)
+    hub_repo = checked_hub_repo(args, served)  # before any loading: a run that cannot push fails at once
     deepspeed = bool(args.deepspeed) or os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
     resume = resume_checkpoint(args, deepspeed)  # before any loading: a bad explicit checkpoint fails at once
     from mmaff.train.trainer import AffectSFTTrainer
@@ -223,6 +312,8 @@ def main(argv: list[str] | None = None, default_config: str | None = None) -> No
         data_collator=collator,
         peft_config=lora_config(model_args, tuning),
     )
+    if hub_repo and hub_strategy(args) != "end":
+        trainer.add_callback(HubCheckpointPush(hub_repo, hub_strategy(args)))
     output_dir = Path(args.output_dir)
     if trainer.is_world_process_zero():
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -248,7 +339,7 @@ def main(argv: list[str] | None = None, default_config: str | None = None) -> No
         rewrite_in_hub_layout(output_dir)
     method = "lora" if model_args.use_peft else "full"
     metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
-    card = model_card(
+    card_args = dict(
         base_model=model_args.model_name_or_path,
         corpus=data_args.corpus,
         corpus_manifest=corpus.manifest,
@@ -258,22 +349,27 @@ def main(argv: list[str] | None = None, default_config: str | None = None) -> No
         results={"global_step": result.global_step, **metrics},
         data_report=report.as_dict() if report else None,
         secrets=[args.hub_token],
+        dataset_id=data_args.dataset_hub_id,
     )
-    (output_dir / "README.md").write_text(card, encoding="utf-8")
+    (output_dir / "README.md").write_text(model_card(**card_args), encoding="utf-8")
     final = output_dir
     if model_args.use_peft and tuning.merge_lora:
         final = merge_adapter(model_args.model_name_or_path, output_dir, output_dir / "merged", model_args.dtype)
-        (final / "README.md").write_text(card.replace("library_name: peft", "library_name: transformers"))
+        (final / "README.md").write_text(model_card(**card_args, merged=True), encoding="utf-8")
         log.info("merged weights: %s", final)
     print(f"trainer state: {output_dir / 'trainer_state.json'}")
     if model_args.use_peft:
         print(f"adapter: {output_dir / 'adapter_model.safetensors'}")
     print(f"model: {final}")
-    if served.push_to_hub:
-        repo = args.hub_model_id or output_dir.name
-        log.info(
-            "pushed %s -> %s", final, push_folder(final, repo, private=args.hub_private_repo, token=args.hub_token)
-        )
+    if hub_repo:
+        shutil.rmtree(output_dir / STAGING, ignore_errors=True)
+        try:
+            url = push_folder(
+                final, hub_repo, token=args.hub_token, revision=args.hub_revision, commit_message="End of training"
+            )
+        except SecretInUpload as error:
+            fail(f"push_to_hub: {error}")
+        log.info("pushed %s -> %s", final, url)
 
 
 if __name__ == "__main__":

@@ -42,10 +42,11 @@ def test_masive_ids_and_splits(built):
 
 def test_masive_texts_gold_answers(built):
     rec = built.records["masive/en/ASI/en-t002"]
-    assert rec["text"] == "My dog has been sick all week. I feel [MASK1] and a bit [MASK2] about the vet bills."
+    # the default text is the authors' clip_input context, not the full post
+    assert rec["text"] == "I feel [MASK1] and a bit [MASK2] about the vet bills."
     assert rec["gold"] == ["worried", "overwhelmed"]
     assert rec["messages"][-1]["content"][0]["text"] == "worried, overwhelmed"
-    assert "Text: My dog has been sick all week. I feel [MASK1]" in rec["messages"][-2]["content"][-1]["text"]
+    assert "Text: I feel [MASK1] and a bit [MASK2]" in rec["messages"][-2]["content"][-1]["text"]
     assert rec["source"] == {"file": "masive/en/train.csv", "line": 3, "source_id": "en-t002"}
     # quoted field with commas and a newline; target without the closing sentinel
     rec = built.records["masive/en/ASI/en-t003"]
@@ -53,12 +54,12 @@ def test_masive_texts_gold_answers(built):
     assert rec["gold"] == ["lonely"]
     assert built.records["masive/en/ASI/en-t010"]["gold"] == ["on top of the world"]
     assert built.records["masive/en/ASI/en-t011"]["gold"] == ["grateful"]  # "</s>" dropped
-    assert built.records["masive/en/ASI/en-t001"]["text"].startswith("Finally submitted")  # first of the duplicate ids
+    assert built.records["masive/en/ASI/en-t001"]["gold"] == ["relieved"]  # first of the duplicate ids
     # Spanish gender forms stay distinct answers
     assert built.records["masive/es/ASI/es-t001"]["gold"] == ["cansada"]
     assert built.records["masive/es/ASI/es-t002"]["gold"] == ["cansado"]
     rec = built.records["masive/es/ASI/es-t003"]
-    assert rec["text"] == "Mi hermana se va a vivir a otro país. Me siento [MASK1] pero también [MASK2] por ella."
+    assert rec["text"] == "Me siento [MASK1] pero también [MASK2] por ella."
     assert rec["messages"][-1]["content"][0]["text"] == "triste, orgullosa"
     assert rec["language"] == "es" and rec["task"] == "ASI" and rec["target_type"] == "open"
     assert built.records["masive/es/ASI/es-v002"]["gold"] == ["tranquilo", "contento"]
@@ -101,10 +102,26 @@ def _run(raw_root, options=None):
     return list(masive.build(ctx))
 
 
-def test_masive_clip_input_option():
-    items = {i.source_id: i for i in _run(SAMPLE_RAW, {"text_field": "clip_input"}) if isinstance(i, Example)}
-    assert items["en-t002"].text == "I feel [MASK1] and a bit [MASK2] about the vet bills."
-    assert items["es-t001"].text == "Me siento [MASK1]." and items["es-t001"].split == "train"
+def test_masive_text_field_defaults_to_clip_input_and_input_takes_the_full_post():
+    assert registry_spec("masive").options["text_field"] == "clip_input"
+    default = {i.source_id: i for i in _run(SAMPLE_RAW) if isinstance(i, Example)}
+    assert default["en-t002"].text == "I feel [MASK1] and a bit [MASK2] about the vet bills."
+    assert default["es-t003"].text == "Me siento [MASK1] pero también [MASK2] por ella."
+    assert default["es-t003"].split == "train"
+    full = {i.source_id: i for i in _run(SAMPLE_RAW, {"text_field": "input"}) if isinstance(i, Example)}
+    assert full["en-t002"].text.startswith("My dog has been sick all week. I feel [MASK1] and a bit [MASK2]")
+    assert full["es-t003"].text.startswith("Mi hermana se va a vivir a otro país. Me siento [MASK1]")
+    assert {k: v.gold for k, v in full.items()} == {k: v.gold for k, v in default.items()}
+
+
+def test_masive_csv_without_clip_input_names_the_option(tmp_path):
+    (tmp_path / "masive" / "en").mkdir(parents=True)
+    (tmp_path / "masive" / "en" / "test.csv").write_text("id,input,t5_trg\na1,I feel <extra_id_0>.,<extra_id_0> ok\n")
+    with pytest.raises(RawFormatError, match=r"masive/en/test.csv:1: .*lacks columns \['clip_input'\]") as err:
+        _run(tmp_path)
+    assert "options: {text_field: input}" in str(err.value) and "\n" not in str(err.value)
+    (item,) = _run(tmp_path, {"text_field": "input"})
+    assert (item.source_id, item.text, item.gold) == ("a1", "I feel [MASK1].", ["ok"])
 
 
 def test_masive_header_and_missing_files(tmp_path):
@@ -112,12 +129,14 @@ def test_masive_header_and_missing_files(tmp_path):
         _run(tmp_path)
     (tmp_path / "masive" / "en").mkdir(parents=True)
     (tmp_path / "masive" / "en" / "test.csv").write_text(
-        "\ufeffidx,id,input,t5_trg\n0,a1,I feel <extra_id_0>.,<extra_id_0> ok\n"
+        "\ufeffidx,id,clip_input,t5_trg\n0,a1,I feel <extra_id_0>.,<extra_id_0> ok\n"
     )
     (item,) = _run(tmp_path)  # BOM, extra leading column, test file only
     assert (item.source_id, item.text, item.gold, item.split) == ("a1", "I feel [MASK1].", ["ok"], "test")
     (tmp_path / "masive" / "en" / "test.csv").write_text("id,text,t5_trg\na1,x,y\n")
     with pytest.raises(RawFormatError, match="lacks columns"):
         _run(tmp_path)
-    (tmp_path / "masive" / "en" / "test.csv").write_text("id,input,t5_trg\n ,I feel <extra_id_0>.,<extra_id_0> ok\n")
+    (tmp_path / "masive" / "en" / "test.csv").write_text(
+        "id,clip_input,t5_trg\n ,I feel <extra_id_0>.,<extra_id_0> ok\n"
+    )
     assert [(r.line, r.reason) for r in _run(tmp_path) if isinstance(r, Reject)] == [(2, "missing_id")]

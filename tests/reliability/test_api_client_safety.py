@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from mmaff.eval.generate import APIError, OpenAIChatGenerator, generate
+from mmaff.eval.generate import generate
 from mmaff.eval.generate import main as generate_main
+from mmaff.eval.openai_backend import APIError, OpenAIChatGenerator
 from mmaff.eval.predictions import PredictionWriter, read_predictions, run_path
 
 API_KEY = "sk-live-KEY0123456789abcdef"
@@ -40,7 +41,8 @@ class RecordingServer:
             def answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(length)
-                headers = dict(self.headers.items())
+                # names are case-insensitive (httpx2 sends them lower-case): recorded as Title-Case
+                headers = {name.title(): value for name, value in self.headers.items()}
                 with server.lock:
                     server.requests.append({"method": self.command, "path": self.path, "headers": headers})
                 status, extra, body = reply(self.command, self.path, headers)
@@ -105,7 +107,7 @@ def test_a_redirect_to_another_port_is_not_followed_and_its_answer_not_kept(tmp_
     api = RecordingServer(lambda *_: (status, {"Location": target}, {"moved": True}))
     out = tmp_path / "preds.jsonl"
     try:
-        client = OpenAIChatGenerator(api.base_url, "m", API_KEY, max_retries=2, backoff=0.01, timeout=5)
+        client = OpenAIChatGenerator(api.base_url, "m", API_KEY, max_retries=2, timeout=5)
         with PredictionWriter(out) as writer, pytest.raises(APIError) as failure:
             generate([_record(0)], client, writer)
     finally:
@@ -198,3 +200,44 @@ def test_base_url_userinfo_is_sent_as_basic_auth_and_never_recorded(tmp_path, mo
         text = path.read_text()
         assert PASSWORD not in text and "alice:" not in text, path
     assert "<redacted>@127.0.0.1" in run_path(out).read_text()
+
+
+def test_the_sdk_and_http_debug_logs_show_no_key_or_password(caplog) -> None:
+    """httpcore2 logs every response's headers at DEBUG: a server echoing the key in a header, or redirecting to
+    a URL with a password, must not put them in the logs (nor may the SDK's own log lines)."""
+    caplog.set_level(logging.DEBUG)
+    location = f"http://mallory:{PASSWORD}@127.0.0.1:9/v1/chat/completions"
+
+    def reply(method: str, path: str, headers: dict[str, str]) -> Reply:
+        echoed = {"X-Echo": headers.get("Authorization", ""), "Location": location, "retry-after-ms": "1"}
+        return 500, echoed, {"error": {"message": f"you sent {headers.get('Authorization')}"}}
+
+    server = RecordingServer(reply)
+    try:
+        base_url = server.base_url.replace("://", f"://alice:{PASSWORD}@")
+        client = OpenAIChatGenerator(base_url, "m", API_KEY, max_retries=1, timeout=5)
+        with pytest.raises(APIError, match="gave up after 2 attempts") as failure:
+            client.request(_record(0))
+    finally:
+        server.close()
+    assert len(server.requests) == 2 and server.requests[0]["headers"]["Authorization"] == f"Bearer {API_KEY}"
+    headers_logged = [r for r in caplog.records if "receive_response_headers.complete" in r.getMessage()]
+    assert headers_logged and all("X-Echo" in r.getMessage() for r in headers_logged)  # the leak path is live
+    names = {r.name.partition(".")[0] for r in caplog.records}
+    assert {"openai", "httpx2", "httpcore2", "mmaff"} <= names
+    for text in (caplog.text, str(failure.value)):
+        assert API_KEY not in text and PASSWORD not in text
+    assert "Bearer <redacted>" in caplog.text and "<redacted>@127.0.0.1:9" in caplog.text
+
+
+def test_a_loopback_server_is_reached_without_the_environment_proxy(monkeypatch) -> None:
+    server = RecordingServer(lambda *_: _answer("1. joy"))
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there: a proxied request would fail
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    try:
+        answer = OpenAIChatGenerator(server.base_url, "m", API_KEY, max_retries=0, timeout=5).request(_record(0))
+    finally:
+        server.close()
+    assert answer.text == "1. joy" and len(server.requests) == 1

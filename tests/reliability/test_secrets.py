@@ -138,15 +138,21 @@ def test_the_push_leaves_out_training_args_and_refuses_a_folder_holding_the_toke
 
 @pytest.mark.slow
 def test_a_real_training_run_uploads_and_logs_no_token(
-    tmp_path, monkeypatch, fake_hub, tiny_model_dir, sample_corpus, caplog, capfd
+    tmp_path, monkeypatch, tiny_model_dir, sample_corpus, caplog, capfd
 ) -> None:
-    """Full fine-tuning of the tiny model in this process, pushed (fake Hub): the token given on the command line
-    and the one in the recipe are in no uploaded byte, no log line and no file of the output folder but the
-    pickled training arguments (which are not uploaded)."""
+    """Full fine-tuning of the tiny model in this process, pushed after every save and at the end to the loopback
+    Hub (`hub_strategy: every_save`): the token given on the command line and the one in the recipe are in no
+    uploaded byte, no log line and no file of the output folder but the pickled training arguments (which are not
+    uploaded)."""
+    from huggingface_hub import constants
+
+    from mmaff.testing.hub_server import FakeHub
     from mmaff.train.sft import main
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-stored-token"))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "no-stored-tokens"))
     caplog.set_level(logging.INFO)
     out = tmp_path / "out"
     argv = [
@@ -158,14 +164,19 @@ def test_a_real_training_run_uploads_and_logs_no_token(
     ]
     argv += ["--corpus", str(sample_corpus), "--output_dir", str(out), "--use_peft", "false", "--merge_lora", "false"]
     argv += ["--max_steps", "2", "--save_steps", "1", "--hub_token", TOKEN, "--push_to_hub", "true"]
-    argv += ["--hub_model_id", "org/m"]
+    argv += ["--hub_model_id", "org/m", "--hub_strategy", "every_save"]
     monkeypatch.setattr(sys, "argv", argv)
-    main()
-    assert {"README.md", "model.safetensors", "trainer_state.json"} <= set(fake_hub.uploaded)
-    assert TOKEN.encode() in (out / "training_args.bin").read_bytes() and "training_args.bin" not in fake_hub.uploaded
-    for rel, data in fake_hub.uploaded.items():
+    with FakeHub(tokens={TOKEN}) as hub:
+        monkeypatch.setattr(constants, "ENDPOINT", hub.url)
+        main()
+    uploaded = {rel: data for commit in hub.commits for rel, data in commit["files"].items()}
+    assert {"README.md", "model.safetensors", "trainer_state.json"} <= set(hub.commits[-1]["files"])
+    assert len(hub.commits) >= 2  # a save during training, and the end
+    assert TOKEN.encode() in (out / "training_args.bin").read_bytes()
+    assert not [rel for rel in uploaded if rel.endswith("training_args.bin")]
+    for rel, data in uploaded.items():
         _assert_clean(data, f"uploaded {rel}")
-    assert f"--hub_token '{REDACTED}'" in fake_hub.uploaded["README.md"].decode()
+    assert f"--hub_token '{REDACTED}'" in uploaded["README.md"].decode()
     captured = capfd.readouterr()
     _assert_clean(caplog.text + captured.out + captured.err, "logs")
     for path in sorted(p for p in out.rglob("*") if p.is_file() and p.name != "training_args.bin"):
