@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -130,7 +131,7 @@ def _source_copy(target: Path) -> Path:
         source = ROOT / name
         if source.is_file():
             (target / name).parent.mkdir(parents=True, exist_ok=True)
-            (target / name).write_bytes(source.read_bytes())
+            shutil.copy2(source, target / name)  # the mode too: git sees a lost executable bit as a change
     return target
 
 

@@ -156,7 +156,12 @@ def test_two_dry_runs_give_identical_folders(hub_folder, sample_corpus, tmp_path
 
 def _push(corpus: Path, hub: FakeHub, token: str, tmp_path: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")}
-    env |= {"HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_DISABLE_XET": "1"}
+    env |= {
+        "HF_ENDPOINT": hub.url,
+        "HF_HOME": str(tmp_path / "hf-home"),
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_HUB_OFFLINE": "0",
+    }
     argv = [sys.executable, "-m", "mmaff.hub.push_dataset", str(corpus), "org/mmaffin", "--token", token, "--private"]
     return subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
@@ -187,7 +192,9 @@ def test_a_wrong_token_is_one_line_before_any_work(sample_corpus, tmp_path):
     with FakeHub(tokens={TOKEN}) as hub:
         result = _push(corpus, hub, "hf_wrong_token_000000000", tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip().count("\n") == 0 and result.stderr.startswith("error: --token")
+    assert result.stderr.strip().count("\n") == 0 and result.stderr.startswith(
+        "error: the hub token is not valid (401)"
+    )
     assert "hf_wrong" not in result.stderr and "Traceback" not in result.stderr
     assert hub.repos == {} and hub.commits == [] and not (corpus / "hub_push.json").exists()
     assert [path for _, path in hub.requests if "whoami" not in path and "harness" not in path] == []

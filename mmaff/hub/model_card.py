@@ -230,7 +230,12 @@ def name_dataset(card: ModelCard, dataset: HubDataset) -> None:
 
 
 def check_hub_access(
-    repo_id: str, *, token: str | None = None, private: bool | None = None, revision: str | None = None
+    repo_id: str,
+    *,
+    token: str | None = None,
+    private: bool | None = None,
+    revision: str | None = None,
+    repo_type: str = "model",
 ) -> str:
     """The repository id (namespace resolved) after checking that the Hub is reachable, the token (given, or the
     stored login) is valid and may write, and the repository exists or was created (and the branch `revision`);
@@ -261,13 +266,13 @@ def check_hub_access(
     if role == "read":
         raise HubAccessError(f"the hub token of {user.get('name')} is read-only: give a token with write access")
     try:
-        repo = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True).repo_id
+        repo = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True).repo_id
         if revision:
-            api.create_branch(repo, branch=revision, repo_type="model", exist_ok=True)
+            api.create_branch(repo, branch=revision, repo_type=repo_type, exist_ok=True)
     except HfHubHTTPError as error:
         status = error.response.status_code if error.response is not None else None
         raise HubAccessError(
-            f"cannot write to model repo {repo_id} as {user.get('name')} (HTTP {status}): check the repo id and the "
+            f"cannot write to {repo_type} repo {repo_id} as {user.get('name')} (HTTP {status}): check the repo id and the "
             "token's write access to it"
         ) from None
     return repo

@@ -35,6 +35,7 @@ from mmaff.data.card import LICENSE_FILE, built_datasets, dataset_card, licence_
 from mmaff.data.registry import load_registry
 from mmaff.data.schema import SPLITS
 from mmaff.encode.corpus import CORPUS_COLUMN, CorpusError, features, open_corpus
+from mmaff.hub.model_card import HubAccessError, check_hub_access, check_no_secrets
 
 if TYPE_CHECKING:
     import datasets
@@ -236,37 +237,14 @@ def folder_bytes(folder: Path) -> tuple[int, int]:
     return len(files), sum(p.stat().st_size for p in files)
 
 
-def check_token(token: str | None):
-    """An `HfApi` whose token the Hub accepts with write access, or `PushError` (nothing written yet)."""
+def push(token: str | None, folder: Path, repo_id: str, corpus_manifest: dict[str, Any]) -> str:
+    """Upload the folder to the (checked, existing) dataset repository in one commit; returns the commit sha."""
     from huggingface_hub import HfApi, get_token
-    from huggingface_hub.errors import HfHubHTTPError
 
     token = token or get_token()
-    if not token:
-        raise PushError("no Hub token: pass --token, set HF_TOKEN, or log in with `hf auth login`")
-    api = HfApi(token=token)
-    try:
-        who = api.whoami()
-    except HfHubHTTPError as err:
-        status = err.response.status_code if err.response is not None else "?"
-        raise PushError(
-            f"--token / HF_TOKEN: the Hub refused the token (HTTP {status}); give a valid write token"
-        ) from None
-    except OSError as err:
-        raise PushError(f"cannot reach the Hub at {api.endpoint}: {type(err).__name__}") from None
-    role = who.get("auth", {}).get("accessToken", {}).get("role")
-    if role not in (None, "write", "admin", "fineGrained"):
-        raise PushError(f"--token / HF_TOKEN: the token of {who.get('name')} is {role!r}; a write token is needed")
-    return api, token
-
-
-def push(api, token: str, folder: Path, repo_id: str, private: bool, corpus_manifest: dict[str, Any]) -> str:
-    """Create the dataset repository (if new) and upload the folder in one commit; returns the commit sha."""
-    from mmaff.hub.model_card import check_no_secrets
-
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     check_no_secrets(folder, files, [token])
-    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    api = HfApi(token=token)
     commit = api.upload_folder(
         repo_id=repo_id,
         folder_path=str(folder),
@@ -323,16 +301,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             files, size = folder_bytes(out)
             print(f"dry run: {out} holds the upload ({files} files, {size:,} bytes, {len(configs)} configs)")
             return 0
-        api, token = check_token(args.token or os.environ.get("HF_TOKEN"))
+        token = args.token or os.environ.get("HF_TOKEN")
+        repo_id = check_hub_access(args.repo_id, token=token, private=args.private, repo_type="dataset")
         with tempfile.TemporaryDirectory(prefix="mmaff-push-") as tmp:
             folder = Path(tmp) / "upload"
             configs = write_hub_folder(args.corpus, folder, args.repo_id)
             files, size = folder_bytes(folder)
-            revision = push(api, token, folder, args.repo_id, args.private, open_corpus(args.corpus).manifest)
-        record = record_push(Path(args.corpus), args.repo_id, revision, configs)
+            revision = push(token, folder, repo_id, open_corpus(args.corpus).manifest)
+        record = record_push(Path(args.corpus), repo_id, revision, configs)
         print(f"pushed {files} files ({size:,} bytes) to datasets/{args.repo_id} @ {revision}; recorded in {record}")
         return 0
-    except (PushError, CorpusError) as err:
+    except (PushError, CorpusError, HubAccessError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except Exception as err:  # the Hub refused the upload: one line, never the token
