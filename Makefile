@@ -20,7 +20,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: setup build-mmaffin tiny-model train-smoke eval-smoke score test test-reliability test-fast quality style bench-build bench-packing sample-data clean
+.PHONY: setup build-mmaffin tiny-model train-smoke eval-smoke score test test-reliability test-fast quality style bench-build bench-packing sample-data synth-smoke clean
 
 setup: $(BIN)/.installed  ## create .venv and install the pinned stack + this package (editable)
 
@@ -72,6 +72,12 @@ eval-smoke: tiny-model  ## CPU end-to-end evaluation of $(SMOKE_MODEL) (else the
 	$(if $(SMOKE_TRAINED),$(BIN)/python -m mmaff.report --compare $(EVAL_SMOKE_OUT)/tiny-untrained/metrics.json \
 		$(EVAL_SMOKE_OUT)/metrics.json --names tiny-untrained$(comma)smoke-trained --out $(EVAL_SMOKE_OUT)/compare, \
 		echo "eval-smoke: comparison with the untrained tiny model skipped: no smoke-trained model at $(SMOKE_MODEL)")
+
+# The synthetic-corpus pipeline against the loopback server (mmaff/testing/synth_server.py, started for the run)
+synth-smoke: setup  ## synthetic generation end to end on the loopback server -> outputs/synth-smoke/ (report, plots)
+	rm -rf outputs/synth-smoke
+	$(BIN)/python -m mmaff.testing.synth_server -- $(BIN)/python -m mmaff.synth --recipe recipes/synth/smoke.yaml \
+		--out outputs/synth-smoke --base-url {url}
 
 # make score PRED=<predictions.jsonl> CORPUS=<built corpus dir> OUT=<dir>  (OUT defaults to outputs/scores here)
 score: setup  ## score an id-keyed predictions JSONL (both modes) -> $(OUT)/{metrics.json,results.md,plots/,...}

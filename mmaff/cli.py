@@ -30,7 +30,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "export": ("mmaff.hub.export", "export the corpus to another format: export llamafactory CORPUS OUT"),
     "import": ("mmaff.data.imports", "import released test files into records: import mmaffben FILE"),
     "push-dataset": ("mmaff.hub.push_dataset", "push the corpus to the Hugging Face Hub (or --dry-run to a folder)"),
-    "push-model": ("mmaff.hub.push_model", "push a finished training run to the Hugging Face Hub with its card"),
+    "push-model": ("mmaff.train.push_model", "push a finished training run to the Hugging Face Hub with its card"),
+    "synth": ("mmaff.synth", "generate a synthetic multi-label emotion corpus on an OpenAI-compatible server"),
 }
 USAGE_EXIT = 2
 

@@ -32,7 +32,8 @@ ALLOWED = {
     "encode": {"data"},
     "train": {"data", "encode", "hub"},
     "eval": {"data", "encode", "hub"},
-    "hub": {"data", "encode", "train", "eval"},  # publishing may use every stage below it (issue 13)
+    "hub": {"data", "encode"},  # cards, access checks, dataset publishing; train and eval write cards with it
+    "synth": {"data", "encode", "eval"},  # beside eval: its OpenAI backend and plot saving; only mmaff.cli runs it
     "testing": {"data", "encode"},
     "shared": set(),
 }

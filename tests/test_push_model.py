@@ -102,7 +102,7 @@ def test_a_trained_and_reported_card_round_trips_and_pushes(
     hub, pushed_corpus, tiny_model_dir, tmp_path, monkeypatch, capfd
 ) -> None:
     from mmaff.eval.report import main as report_main
-    from mmaff.hub.push_model import main as push_model
+    from mmaff.train.push_model import main as push_model
     from mmaff.train.sft import main as train
 
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
@@ -172,7 +172,7 @@ def test_a_trained_and_reported_card_round_trips_and_pushes(
 
 
 def test_push_model_refuses_an_incomplete_folder_and_a_bad_token(hub, tiny_model_dir, tmp_path, capsys) -> None:
-    from mmaff.hub.push_model import main as push_model
+    from mmaff.train.push_model import main as push_model
 
     folder = tmp_path / "model"
     shutil.copytree(tiny_model_dir, folder)

@@ -61,6 +61,6 @@ def test_the_smoke_recipe_writes_the_model_eval_smoke_evaluates():
 
 def test_the_patterns_find_each_kind_of_path():
     text = "--model outputs/a \\\n vllm serve outputs/b --x\n--model-card outputs/c/README.md --model mmaff-7b"
-    text += "\npython -m mmaff.hub.push_model outputs/d <org>/m\nmmaff push-model outputs/e <org>/m"
+    text += "\npython -m mmaff.train.push_model outputs/d <org>/m\nmmaff push-model outputs/e <org>/m"
     assert MODEL_PATH.findall(text) == ["outputs/a", "outputs/b"]
     assert ["".join(g) for g in RUN_PATH.findall(text)] == ["outputs/c", "outputs/d", "outputs/e"]
