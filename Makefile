@@ -20,7 +20,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: setup build-mmaffin tiny-model train-smoke eval-smoke score test test-reliability test-fast quality style bench-build bench-packing sample-data synth-smoke clean
+.PHONY: setup build-mmaffin tiny-model train-smoke eval-smoke score test test-reliability test-fast quality style bench-build bench-packing gpu-wheels sample-data synth-smoke seq2seq-smoke tiny-encoder encoder-smoke clean
 
 setup: $(BIN)/.installed  ## create .venv and install the pinned stack + this package (editable)
 
@@ -79,6 +79,36 @@ synth-smoke: setup  ## synthetic generation end to end on the loopback server ->
 	$(BIN)/python -m mmaff.testing.synth_server -- $(BIN)/python -m mmaff.synth --recipe recipes/synth/smoke.yaml \
 		--out outputs/synth-smoke --base-url {url}
 
+# MASIVE's own model family (README "Seq2seq (MASIVE)"): a tiny random T5 built from a config with a tokenizer trained
+# on the corpus text, a few CPU steps on the bundled MASIVE records, beam-search predictions, then mmaff.score (Acc@k)
+SEQ2SEQ_SMOKE_OUT ?= outputs/seq2seq-smoke
+seq2seq-smoke: setup  ## CPU end to end: tiny T5, bundled MASIVE records, Seq2seqTrainer, 5 beams -> $(SEQ2SEQ_SMOKE_OUT)/scores
+	test -f $(OUT)/manifest.json || $(MAKE) build-mmaffin
+	rm -rf $(SEQ2SEQ_SMOKE_OUT)
+	$(BIN)/python -m mmaff.baselines.seq2seq tiny --corpus $(OUT) --out $(SEQ2SEQ_SMOKE_OUT)/tiny-t5
+	$(BIN)/accelerate launch --num_processes 1 --cpu recipes/seq2seq/train.py --config recipes/seq2seq/smoke.yaml \
+		--model_name_or_path $(SEQ2SEQ_SMOKE_OUT)/tiny-t5 --corpus $(OUT) --output_dir $(SEQ2SEQ_SMOKE_OUT)/model
+	$(BIN)/python -m mmaff.score --predictions $(SEQ2SEQ_SMOKE_OUT)/model/predictions.jsonl --corpus $(OUT) \
+		--tasks masive/ASI --out $(SEQ2SEQ_SMOKE_OUT)/scores --no-plots
+
+# Encoder baselines (issue 15): the tiny offline encoder, a multi-label run and a two-head joint run, each scored
+TINY_ENCODER ?= outputs/tiny-encoder
+ENCODER_SMOKE_OUT ?= outputs/encoder-smoke
+encoder_run = OMP_NUM_THREADS=1 $(BIN)/accelerate launch --num_processes 1 --cpu recipes/encoder/train.py \
+		--config recipes/encoder/smoke_$(1).yaml --model_name_or_path $(TINY_ENCODER) --corpus $(OUT) \
+		--output_dir $(ENCODER_SMOKE_OUT)/$(1) \
+	&& $(BIN)/python -m mmaff.score --predictions $(ENCODER_SMOKE_OUT)/$(1)/predictions/predictions.jsonl \
+		--corpus $(OUT) --tasks $(2) $(3) --out $(ENCODER_SMOKE_OUT)/$(1)/scores --no-plots
+
+tiny-encoder: setup  ## a tiny random BERT + WordPiece tokenizer trained offline on $(OUT)'s texts -> $(TINY_ENCODER)
+	test -f $(OUT)/manifest.json || $(MAKE) build-mmaffin
+	$(BIN)/python -m mmaff.baselines.tiny_encoder --corpus $(OUT) --out $(TINY_ENCODER)
+
+encoder-smoke: tiny-encoder  ## CPU: encoder recipes (multi-label xed/EC, two-head meld/EC+SP), scored -> $(ENCODER_SMOKE_OUT)/
+	rm -rf $(ENCODER_SMOKE_OUT)
+	$(call encoder_run,multilabel,xed/EC,--label-scores $(ENCODER_SMOKE_OUT)/multilabel/predictions/label_scores.jsonl)
+	$(call encoder_run,joint,meld/EC+SP,)
+
 # make score PRED=<predictions.jsonl> CORPUS=<built corpus dir> OUT=<dir>  (OUT defaults to outputs/scores here)
 score: setup  ## score an id-keyed predictions JSONL (both modes) -> $(OUT)/{metrics.json,results.md,plots/,...}
 	$(BIN)/python -m mmaff.score --predictions $(PRED) --corpus $(or $(CORPUS),data/mmaffin) $(if $(LABEL_SCORES),--label-scores $(LABEL_SCORES)) \
@@ -104,6 +134,13 @@ bench-build: setup  ## text-build throughput and peak RSS on generated 100k / 1M
 bench-packing: tiny-model  ## real-token fraction: padded vs padding-free vs packed rows on the built corpus
 	test -f $(OUT)/manifest.json || $(MAKE) build-mmaffin
 	$(BIN)/python benchmarks/bench_packing.py --corpus $(OUT) --model $(TINY_MODEL)
+
+gpu-wheels: setup  ## wheels of benchmarks/gpu_wheels.txt (cp312 manylinux) -> .whl/ for benchmarks/gpu_check.sh on a lent GPU (< 60 MiB)
+	$(BIN)/pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+		-d .whl -r benchmarks/gpu_wheels.txt
+	@total=$$(du -cb .whl/*.whl | tail -1 | cut -f1); echo ".whl/: $$total bytes"; \
+		test $$total -lt 62914560 || { echo "error: .whl/ is $$total bytes, over the 60 MiB cap: trim benchmarks/gpu_wheels.txt" >&2; exit 2; }
 
 sample-data: setup  ## regenerate the binary parts of the bundled sample (MMS parquet)
 	$(BIN)/python data_builders/sample_raw/make_binary_samples.py

@@ -32,6 +32,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "push-dataset": ("mmaff.hub.push_dataset", "push the corpus to the Hugging Face Hub (or --dry-run to a folder)"),
     "push-model": ("mmaff.train.push_model", "push a finished training run to the Hugging Face Hub with its card"),
     "synth": ("mmaff.synth", "generate a synthetic multi-label emotion corpus on an OpenAI-compatible server"),
+    "encoder": ("mmaff.baselines.encoder", "train / evaluate an encoder classifier baseline on a corpus task"),
+    "seq2seq": ("mmaff.baselines.seq2seq", "train / evaluate a seq2seq (mT5-style) baseline on MASIVE's spans"),
+    "zero-shot": ("mmaff.baselines.zero_shot", "score GoEmotions / SemEval E-c in the synthetic 11-label space"),
 }
 USAGE_EXIT = 2
 

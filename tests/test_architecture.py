@@ -35,6 +35,7 @@ ALLOWED = {
     "hub": {"data", "encode"},  # cards, access checks, dataset publishing; train and eval write cards with it
     "synth": {"data", "encode", "eval"},  # beside eval: its OpenAI backend and plot saving; only mmaff.cli runs it
     "testing": {"data", "encode"},
+    "baselines": {"data", "encode", "eval", "hub"},  # encoder / seq2seq baselines; only mmaff.cli runs them
     "shared": set(),
 }
 HEAVY = {

@@ -16,7 +16,7 @@ import yaml
 from mmaff.data.media import DECODERS, MediaBudget
 from mmaff.data.registry import DatasetSpec
 from mmaff.data.schema import SPLITS
-from mmaff.data.templates import TEMPLATES_DIR
+from mmaff.data.templates import STYLE_FILE, TEMPLATES_DIR
 
 DEFAULT_STYLE = "mmaffben"
 TOP_KEYS = ("name", "template_style", "media_budget", "datasets")
@@ -106,7 +106,9 @@ def _shown(value: Any) -> str:
 
 
 def template_styles() -> list[str]:
-    return sorted(p.name for p in TEMPLATES_DIR.iterdir() if p.is_dir() and any(p.glob("*.yaml")))
+    """The record template styles: folders with a `_style.yaml` (not, e.g., `templates/synth/`, the generation
+    prompts of `mmaff synth`)."""
+    return sorted(p.name for p in TEMPLATES_DIR.iterdir() if (p / STYLE_FILE).is_file())
 
 
 def _budget(check: _Checker, raw: Any) -> MediaBudget:

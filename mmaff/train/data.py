@@ -10,13 +10,14 @@ from __future__ import annotations
 import bisect
 import logging
 from dataclasses import dataclass, field
-from typing import Any
-
-import datasets
+from typing import TYPE_CHECKING, Any
 
 from mmaff.data.records import hash64
 from mmaff.encode.corpus import RECORD_COLUMNS, Corpus, CorpusError, features, load_corpus
 from mmaff.train.args import DataArguments
+
+if TYPE_CHECKING:  # imported where used: `pack` must import without `datasets` (benchmarks/gpu_check.py)
+    import datasets
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +129,14 @@ def packed_dataset(table: datasets.Dataset, packs: list[list[int]]) -> datasets.
     def fetch(batch: dict[str, list[list[int]]]) -> dict[str, list[list[dict[str, Any]]]]:
         return {"records": [[table[row] for row in pack] for pack in batch["pack"]]}
 
+    import datasets
+
     return datasets.Dataset.from_dict({"pack": packs}).with_transform(fetch)
 
 
 def samples_per_item(items: datasets.Dataset | datasets.IterableDataset) -> float:
+    import datasets
+
     if isinstance(items, datasets.Dataset) and "pack" in items.column_names and len(items):
         packs = items.with_format(None)["pack"]
         return sum(len(p) for p in packs) / len(packs)
@@ -143,6 +148,8 @@ def streamed_records(corpus: Corpus, split: str, args: DataArguments) -> dataset
 
     Items stay raw records so that, when accelerate shards the stream across ranks, each rank encodes (decodes
     media, tokenizes) only its own share."""
+    import datasets
+
     weights = dict(corpus.weights)
     if args.dataset_mixture:
         weights = {name: float(args.dataset_mixture.get(name, 0.0)) for name in weights}
