@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
+import sys
 from pathlib import Path
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # mmaff.paths is stdlib-only: one git_state for the build and the wheel
+from mmaff.paths import BUNDLED_DIR, git_state  # noqa: E402
+
 PROJECT_FOLDERS = (
     "templates",
     "eval/tasks",
@@ -27,23 +30,8 @@ PROJECT_FOLDERS = (
     "recipes",
     "ds_configs",
 )
-BUNDLED = Path("mmaff") / "_project"  # mmaff.paths.BUNDLED_DIR
+BUNDLED = Path("mmaff") / BUNDLED_DIR
 SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
-
-
-def git_state() -> dict[str, object]:
-    """The commit and dirtiness of the tree the wheel is built from (an sdist has no git: unknown)."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True, check=True).stdout.strip()
-
-    try:
-        return {
-            "commit": git("rev-parse", "HEAD"),
-            "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-        }
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": "unknown", "dirty": None}
 
 
 class BuildPyWithProjectFolders(build_py):
@@ -60,7 +48,7 @@ class BuildPyWithProjectFolders(build_py):
                 shutil.copytree(source, copy, ignore=SKIPPED)
             else:
                 shutil.copy2(source, copy)
-        (target / "git.json").write_text(json.dumps(git_state()) + "\n", encoding="utf-8")
+        (target / "git.json").write_text(json.dumps(git_state(HERE)) + "\n", encoding="utf-8")
 
 
 setup(cmdclass={"build_py": BuildPyWithProjectFolders})

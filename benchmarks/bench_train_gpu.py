@@ -537,16 +537,23 @@ def flop_constants(model_dir: Path) -> FlopConstants:
 
     config = AutoConfig.from_pretrained(model_dir)
     with torch.device("meta"):
-        model = AutoModelForImageTextToText.from_config(config)
+        return model_flop_constants(AutoModelForImageTextToText.from_config(config))
+
+
+def model_flop_constants(model: Any) -> FlopConstants:
+    """Forward-FLOP parameter counts of a Qwen2.5-VL model (PEFT-wrapped too: LoRA weights are not counted)."""
     layers = vit = merger = 0
     for name, param in model.named_parameters():
+        name = name.replace("base_model.model.", "").replace(".base_layer", "")
+        if "lora_" in name:
+            continue
         if name.startswith("model.language_model.layers."):
             layers += param.numel()
         elif name.startswith(("model.visual.patch_embed.", "model.visual.blocks.")):
             vit += param.numel()
         elif name.startswith("model.visual.merger."):
             merger += param.numel()
-    text = config.text_config
+    text = model.config.text_config
     return FlopConstants(layers + text.vocab_size * text.hidden_size, vit, merger)
 
 

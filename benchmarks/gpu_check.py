@@ -29,7 +29,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))  # mmaff from this checkout (not installed on the device)
-from bench_train_gpu import DENSE_BF16_TFLOPS, FlopConstants  # noqa: E402
+from bench_train_gpu import DENSE_BF16_TFLOPS, model_flop_constants  # noqa: E402
 
 LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 TARGETS = {"mfu_3b_full_packed": 0.45, "generation_speedup": 8.0}
@@ -175,23 +175,6 @@ def build_model(size: str, device: str, attn: str) -> Any:
     return model
 
 
-def flop_constants(model: Any) -> FlopConstants:
-    """Forward-FLOP parameter counts (the convention of BENCHMARKS.md / bench_train_gpu.py)."""
-    layers = vit = merger = 0
-    for name, param in model.named_parameters():
-        name = name.replace("base_model.model.", "").replace(".base_layer", "")
-        if "lora_" in name:
-            continue
-        if name.startswith("model.language_model.layers."):
-            layers += param.numel()
-        elif name.startswith(("model.visual.patch_embed.", "model.visual.blocks.")):
-            vit += param.numel()
-        elif name.startswith("model.visual.merger."):
-            merger += param.numel()
-    text = model.config.text_config
-    return FlopConstants(layers + text.vocab_size * text.hidden_size, vit, merger)
-
-
 def prepare_training(model: Any, method: str) -> tuple[Any, Any]:
     """Frozen ViT + merger; full FT of the LLM or LoRA r 64 / alpha 128 on its linears; checkpointing; AdamW."""
     import torch
@@ -270,7 +253,7 @@ def train_part(
 ) -> dict[str, Any]:
     """Warm-up steps, then timed steps (one micro-batch each: forward, backward, optimizer step)."""
     device, dtype = ctx["device"], ctx["dtype"]
-    flops = flop_constants(model)
+    flops = model_flop_constants(model)
     reset_peak(device)
 
     losses = []

@@ -9,6 +9,7 @@ copies them there), so every path the build records relative to `PROJECT_ROOT` (
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -42,3 +43,19 @@ def builders_dir() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError("the data_builders package is not installed (pip install mmaff)")
     return Path(next(iter(spec.submodule_search_locations))).resolve()
+
+
+def git_state(root: Path) -> dict[str, object]:
+    """The commit of the git tree at `root` and whether tracked files differ from it (unknown outside git). The
+    build records it in its manifest; setup.py records it for a wheel (an installed build reads `BUILD_INFO`)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        return {
+            "commit": git("rev-parse", "HEAD"),
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        }
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": "unknown", "dirty": None}

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from mmaff.encode.corpus import read_records
+
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -57,14 +59,8 @@ def beam_terms(decoded: str) -> list[str]:
 
 def open_records(corpus_root: str | Path, split: str, datasets: Iterable[str] = ()) -> list[dict[str, Any]]:
     """The open-vocabulary (masked-span) records of one split of a built corpus, in file order."""
-    wanted = set(datasets)
-    records = []
-    for path in sorted((Path(corpus_root) / split).glob("*.jsonl")):
-        if wanted and path.stem not in wanted:
-            continue
-        with open(path, "rb") as f:
-            records += [r for r in map(orjson.loads, f) if r["target_type"] == OPEN]
-    return records
+    records = read_records(corpus_root, split, datasets=list(datasets) or None)
+    return [r for r in records if r["target_type"] == OPEN]
 
 
 def training_pairs(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, str]]:

@@ -305,13 +305,10 @@ def build_parser() -> Any:
 def main(argv: list[str] | None = None) -> None:
     import json
 
-    from mmaff.encode.corpus import open_corpus
-    from mmaff.eval.cli_common import check_file
+    from mmaff.eval.cli_common import scoring_inputs
 
     args = build_parser().parse_args(argv)
-    check_file("--predictions", args.predictions, "give the --out file of `python -m mmaff.generate`")
-    check_file("--label-scores", args.label_scores, "give the --out file of `python -m mmaff.likelihood`")
-    corpus_root = open_corpus(args.corpus).root
+    corpus_root = scoring_inputs(args.predictions, args.label_scores, args.corpus)
     tasks = args.tasks or list(ZERO_SHOT_TASKS)
     report = score_zero_shot(corpus_root, args.predictions, tasks, args.label_scores, args.prediction_space)
     out = Path(args.out)

@@ -20,7 +20,6 @@ import contextlib
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from importlib import metadata
@@ -48,7 +47,16 @@ from mmaff.data.stage import (
     stat_key,
 )
 from mmaff.data.templates import load_template, template_sources
-from mmaff.paths import BUILD_INFO, FROM_CHECKOUT, MIXTURES_DIR, PACKAGE_DIR, PROJECT_ROOT, SAMPLE_RAW, builders_dir
+from mmaff.paths import (
+    BUILD_INFO,
+    FROM_CHECKOUT,
+    MIXTURES_DIR,
+    PACKAGE_DIR,
+    PROJECT_ROOT,
+    SAMPLE_RAW,
+    builders_dir,
+    git_state,
+)
 from mmaff.workers import pool_initializer
 
 ROOT = PROJECT_ROOT
@@ -174,17 +182,7 @@ def _build_one(args: tuple[str, str, str, str, Entry, str, bool, int, MediaBudge
 def _git_state() -> dict[str, Any]:
     if not FROM_CHECKOUT:  # an installed wheel: the commit it was built from, recorded by setup.py
         return orjson.loads(BUILD_INFO.read_bytes()) if BUILD_INFO.is_file() else {"commit": "unknown", "dirty": None}
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-
-    try:
-        return {
-            "commit": git("rev-parse", "HEAD"),
-            "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-        }
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": "unknown", "dirty": None}
+    return git_state(ROOT)
 
 
 def _package_versions() -> dict[str, str]:

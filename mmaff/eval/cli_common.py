@@ -84,6 +84,16 @@ def check_file(flag: str, path: str | Path | None, fix: str) -> None:
         raise CliError(f"{flag} {path}: no such file; {fix}")
 
 
+def scoring_inputs(predictions: str, label_scores: str | None, corpus: str) -> Path:
+    """The corpus folder to score against, after checking the predictions and label-score files exist (one-line
+    errors naming the flag and the command that writes the file)."""
+    from mmaff.encode.corpus import open_corpus
+
+    check_file("--predictions", predictions, "give the --out file of `python -m mmaff.generate`")
+    check_file("--label-scores", label_scores, "give the --out file of `python -m mmaff.likelihood`")
+    return open_corpus(corpus).root
+
+
 def corpus_datasets(manifest: Mapping[str, Any], root: Path, split: str) -> set[str]:
     """The datasets of a built corpus: the manifest's, and those with a file in `split`."""
     from mmaff.encode.corpus import _dataset_of

@@ -760,13 +760,10 @@ def selected_tasks(group: str, datasets: list[str] | None, names: list[str] | No
 
 
 def main(argv: list[str] | None = None) -> None:
-    from mmaff.encode.corpus import open_corpus
-    from mmaff.eval.cli_common import check_file
+    from mmaff.eval.cli_common import scoring_inputs
 
     args = build_parser().parse_args(argv)
-    check_file("--predictions", args.predictions, "give the --out file of `python -m mmaff.generate`")
-    check_file("--label-scores", args.label_scores, "give the --out file of `python -m mmaff.likelihood`")
-    corpus_root = open_corpus(args.corpus).root
+    corpus_root = scoring_inputs(args.predictions, args.label_scores, args.corpus)
     tasks = selected_tasks(args.group, args.datasets, args.tasks)
     label_scores = None
     if args.label_scores:
